@@ -1,0 +1,107 @@
+//! `select`: which properties each returned item keeps. Dotted paths keep part of a sub-object.
+
+use serde_json::{Map, Value};
+use standby_model::ClientVersion;
+
+use crate::catalog::Catalog;
+use crate::error::QueryError;
+
+const PARAMETER: &str = "select";
+
+/// Canonical (catalog-spelled) paths to keep; empty means everything.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selection {
+    paths: Vec<Vec<&'static str>>,
+}
+
+impl Selection {
+    pub fn parse(
+        text: Option<&str>,
+        catalog: &Catalog,
+        version: ClientVersion,
+    ) -> Result<Self, QueryError> {
+        let Some(text) = text else {
+            return Ok(Selection::default());
+        };
+        let json: Value = serde_json::from_str(text).map_err(|e| {
+            QueryError::new(PARAMETER, format!("The select is not valid JSON: {e}."))
+        })?;
+        let items = match json {
+            Value::Array(items) => items,
+            object @ Value::Object(_) => vec![object],
+            Value::Null => Vec::new(),
+            _ => {
+                return Err(QueryError::new(
+                    PARAMETER,
+                    "The select must be a JSON array of select expressions.",
+                ));
+            }
+        };
+        let mut paths = Vec::with_capacity(items.len());
+        for item in &items {
+            let path = match item {
+                Value::Object(object) => object
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case("propertyPath"))
+                    .and_then(|(_, value)| value.as_str()),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                QueryError::new(
+                    PARAMETER,
+                    "Each select expression must be an object with a string 'propertyPath'.",
+                )
+            })?;
+            let property = catalog.lookup(path, version).ok_or_else(|| {
+                QueryError::new(
+                    PARAMETER,
+                    format!(
+                        "Unknown property '{path}' for {}. Known properties: {}.",
+                        catalog.resource,
+                        catalog.known_paths(version)
+                    ),
+                )
+            })?;
+            paths.push(property.path.split('.').collect());
+        }
+        Ok(Selection { paths })
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Keeps only the selected properties of one item, nesting partial sub-objects. Keys keep
+    /// the item's own order. A selected path under a null or absent parent keeps that parent as
+    /// it is (null, or left out).
+    pub fn project(&self, item: Value) -> Value {
+        if self.is_everything() {
+            return item;
+        }
+        let paths: Vec<&[&str]> = self.paths.iter().map(Vec::as_slice).collect();
+        project(item, &paths)
+    }
+}
+
+fn project(item: Value, paths: &[&[&str]]) -> Value {
+    let Value::Object(object) = item else {
+        return item;
+    };
+    let mut kept = Map::new();
+    for (key, value) in object {
+        let under: Vec<&[&str]> = paths
+            .iter()
+            .filter(|path| path.first() == Some(&key.as_str()))
+            .map(|path| &path[1..])
+            .collect();
+        if under.is_empty() {
+            continue;
+        }
+        if under.iter().any(|rest| rest.is_empty()) {
+            kept.insert(key, value);
+        } else {
+            kept.insert(key, project(value, &under));
+        }
+    }
+    Value::Object(kept)
+}

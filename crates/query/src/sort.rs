@@ -1,0 +1,171 @@
+//! `sort`: a JSON array of `SortExpression`s, the first one primary.
+
+use serde_json::{Map, Value};
+use standby_model::ClientVersion;
+
+use crate::catalog::{Catalog, Property};
+use crate::collate::Collation;
+use crate::error::QueryError;
+
+const PARAMETER: &str = "sort";
+const MAX_KEYS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub property: &'static Property,
+    pub descending: bool,
+    /// Already reduced to what the property's type honours.
+    pub collation: Collation,
+}
+
+/// The client's keys followed by the catalog's default order, which makes the order total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortOrder {
+    pub keys: Vec<SortKey>,
+}
+
+impl SortOrder {
+    pub fn parse(
+        text: Option<&str>,
+        catalog: &Catalog,
+        version: ClientVersion,
+    ) -> Result<Self, QueryError> {
+        let mut keys = match text {
+            None => Vec::new(),
+            Some(text) => parse_keys(text, catalog, version)?,
+        };
+        keys.extend(Self::default_keys(catalog));
+        Ok(SortOrder { keys })
+    }
+
+    pub fn default_for(catalog: &Catalog) -> Self {
+        SortOrder {
+            keys: Self::default_keys(catalog).collect(),
+        }
+    }
+
+    fn default_keys(catalog: &Catalog) -> impl Iterator<Item = SortKey> + '_ {
+        catalog
+            .default_order
+            .iter()
+            .filter_map(|path| catalog.property(path))
+            .map(|property| SortKey {
+                property,
+                descending: false,
+                collation: Collation::Ordinal,
+            })
+    }
+}
+
+fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_null())
+}
+
+fn parse_keys(
+    text: &str,
+    catalog: &Catalog,
+    version: ClientVersion,
+) -> Result<Vec<SortKey>, QueryError> {
+    let json: Value = serde_json::from_str(text)
+        .map_err(|e| QueryError::new(PARAMETER, format!("The sort is not valid JSON: {e}.")))?;
+    let items = match json {
+        Value::Array(items) => items,
+        object @ Value::Object(_) => vec![object],
+        Value::Null => Vec::new(),
+        _ => {
+            return Err(QueryError::new(
+                PARAMETER,
+                "The sort must be a JSON array of sort expressions.",
+            ));
+        }
+    };
+    if items.len() > MAX_KEYS {
+        return Err(QueryError::new(
+            PARAMETER,
+            format!("At most {MAX_KEYS} sort expressions are allowed."),
+        ));
+    }
+    items
+        .iter()
+        .map(|item| {
+            let Value::Object(object) = item else {
+                return Err(QueryError::new(
+                    PARAMETER,
+                    "Each sort expression must be a JSON object.",
+                ));
+            };
+            let path = match field(object, "property") {
+                Some(Value::String(path)) => path,
+                _ => {
+                    return Err(QueryError::new(
+                        PARAMETER,
+                        "A sort expression needs a string 'property'.",
+                    ));
+                }
+            };
+            let property = catalog.lookup(path, version).ok_or_else(|| {
+                QueryError::new(
+                    PARAMETER,
+                    format!(
+                        "Unknown property '{path}' for {}. Known properties: {}.",
+                        catalog.resource,
+                        catalog.known_paths(version)
+                    ),
+                )
+            })?;
+            if !property.is_queryable() || matches!(property.value_type, crate::ValueType::Object) {
+                return Err(QueryError::new(
+                    PARAMETER,
+                    format!("The property '{}' cannot be sorted on.", property.path),
+                ));
+            }
+            let descending = match field(object, "direction") {
+                None => false,
+                Some(Value::String(direction)) => match direction.to_ascii_lowercase().as_str() {
+                    "ascending" => false,
+                    "descending" => true,
+                    _ => {
+                        return Err(QueryError::new(
+                            PARAMETER,
+                            format!(
+                                "Unknown sort direction '{direction}'. Use ascending or descending."
+                            ),
+                        ));
+                    }
+                },
+                Some(_) => {
+                    return Err(QueryError::new(
+                        PARAMETER,
+                        "The sort 'direction' must be a string.",
+                    ));
+                }
+            };
+            let requested = match field(object, "collation") {
+                None => Collation::Ordinal,
+                Some(Value::String(name)) => Collation::parse(name).ok_or_else(|| {
+                    QueryError::new(
+                        PARAMETER,
+                        format!(
+                            "Unknown collation '{name}'. Use ordinal, ignorecase or lexicographic."
+                        ),
+                    )
+                })?,
+                Some(_) => {
+                    return Err(QueryError::new(
+                        PARAMETER,
+                        "The sort 'collation' must be a string.",
+                    ));
+                }
+            };
+            Ok(SortKey {
+                property,
+                descending,
+                collation: property.effective_collation(requested),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,212 @@
+//! Standby's persistence: the [`Store`] trait the API and engine program against, and its
+//! SQLite implementation (the embedded default). Handlers never know which backend they run on.
+
+pub mod catalog;
+mod keys;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use standby_fleet::Fleet;
+use standby_model::{FailoverPlan, PlanObject, Role, Timestamp, TransitionRefused};
+use standby_query::{Filter, Paging, SortOrder};
+use uuid::Uuid;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot open the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A stored value the code cannot read back (a bug, or a database edited by hand).
+    #[error("corrupt stored value in {table}.{column}: {value}")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+    },
+    /// The request is refused by the plan state machine (HTTP 409, code 1000).
+    #[error("{}", .0.describe())]
+    Refused(TransitionRefused),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Which plans a caller may see. Company users see plans on their company's servers and
+/// Tenant plans of their company's tenants; provider users see everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Organization(Uuid),
+}
+
+/// One list request, already parsed and validated.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub scope: Scope,
+    /// Only plans (or objects) on this backup server.
+    pub server: Option<Uuid>,
+    /// Only objects of this plan (objects lists only).
+    pub plan: Option<Uuid>,
+    pub filter: Filter,
+    pub order: SortOrder,
+    pub paging: Paging,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Matches before paging.
+    pub total: u64,
+}
+
+/// A PATCH's effect on the two editable plan settings; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandChange {
+    pub pre_failover_command: Option<String>,
+    pub post_failover_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportSummary {
+    pub organizations: u64,
+    pub servers: u64,
+    pub plans: u64,
+    pub objects: u64,
+    pub restore_points_added: u64,
+    pub sessions_added: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub uid: Uuid,
+    pub name: String,
+    pub organization_uid: Uuid,
+    pub role: Role,
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    pub user_uid: Uuid,
+    pub kind: TokenKind,
+    pub read_only: bool,
+    /// All tokens issued from one login share a family, so a chain can be revoked at once.
+    pub family: Uuid,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// The response kept for an `X-Request-id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What to do with a request carrying an `X-Request-id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// First time seen (or the earlier record expired): run it, then complete or release.
+    Fresh,
+    /// Seen with the same request: answer with the stored response, do nothing else.
+    Replay(StoredResponse),
+    /// The same request is being handled right now.
+    InFlight,
+    /// The id was used for a different request (or by another user).
+    Mismatch,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub request_id: Uuid,
+    pub principal_uid: Uuid,
+    /// Hash of method, path, query and body.
+    pub fingerprint: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The store answers and its schema is current.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+    /// No plans at all (a fresh installation).
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+    /// Upserts a fleet in one transaction; see the README for what re-import changes.
+    async fn import_fleet(&self, fleet: &Fleet) -> Result<ImportSummary, StoreError>;
+
+    async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError>;
+    async fn get_plan(&self, scope: Scope, uid: Uuid) -> Result<Option<FailoverPlan>, StoreError>;
+    async fn list_objects(&self, query: &ListQuery) -> Result<Page<PlanObject>, StoreError>;
+    async fn server_visible(&self, scope: Scope, uid: Uuid) -> Result<bool, StoreError>;
+    /// Applies a PATCH unless a session runs (`StoreError::Refused`); `None` if not visible.
+    async fn update_plan_commands(
+        &self,
+        scope: Scope,
+        uid: Uuid,
+        change: &CommandChange,
+    ) -> Result<Option<FailoverPlan>, StoreError>;
+
+    async fn count_users(&self) -> Result<u64, StoreError>;
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    async fn find_user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The provider organization's UID, if a fleet declared one.
+    async fn provider_organization(&self) -> Result<Option<Uuid>, StoreError>;
+    /// Creates the provider organization if there is none (fresh installation, no fleet yet).
+    async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// A live (unexpired, unrevoked) token and its enabled user.
+    async fn find_token(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError>;
+    /// Revokes a live refresh token and returns it, atomically: a refresh token works once.
+    async fn consume_refresh_token(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError>;
+
+    async fn reserve_request(
+        &self,
+        key: &IdempotencyKey,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Reservation, StoreError>;
+    async fn complete_request(
+        &self,
+        request_id: Uuid,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError>;
+    /// Forgets a reservation whose request failed on our side, so a retry can run.
+    async fn release_request(&self, request_id: Uuid) -> Result<(), StoreError>;
+    /// Deletes expired idempotency records and tokens; returns how many rows went.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,182 @@
+//! Users and bearer tokens.
+
+use sqlx::Row;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use standby_model::{Role, Timestamp, WireEnum};
+use uuid::Uuid;
+
+use super::{parse_enum, parse_uid, uid_text};
+use crate::{StoreError, TokenKind, TokenRecord, UserRecord};
+
+const USER_COLUMNS: &str = "u.uid, u.name, u.organization_uid, u.role, u.password_hash, u.disabled";
+const TOKEN_COLUMNS: &str =
+    "t.hash, t.user_uid, t.kind, t.read_only, t.family, t.created_at, t.expires_at";
+
+fn user_from_row(row: &SqliteRow, offset: usize) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        uid: parse_uid("users", "uid", &row.try_get::<String, _>(offset)?)?,
+        name: row.try_get(offset + 1)?,
+        organization_uid: parse_uid(
+            "users",
+            "organization_uid",
+            &row.try_get::<String, _>(offset + 2)?,
+        )?,
+        role: parse_enum::<Role>("users", "role", &row.try_get::<String, _>(offset + 3)?)?,
+        password_hash: row.try_get(offset + 4)?,
+        disabled: row.try_get(offset + 5)?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+    let kind: String = row.try_get(2)?;
+    Ok(TokenRecord {
+        hash: row.try_get(0)?,
+        user_uid: parse_uid("tokens", "user_uid", &row.try_get::<String, _>(1)?)?,
+        kind: match kind.as_str() {
+            "access" => TokenKind::Access,
+            "refresh" => TokenKind::Refresh,
+            _ => {
+                return Err(StoreError::Corrupt {
+                    table: "tokens",
+                    column: "kind",
+                    value: kind,
+                });
+            }
+        },
+        read_only: row.try_get(3)?,
+        family: parse_uid("tokens", "family", &row.try_get::<String, _>(4)?)?,
+        created_at: Timestamp::from_ticks(row.try_get(5)?),
+        expires_at: Timestamp::from_ticks(row.try_get(6)?),
+    })
+}
+
+pub(super) async fn count_users(pool: &SqlitePool) -> Result<u64, StoreError> {
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+        .fetch_one(pool)
+        .await?;
+    Ok(count.max(0) as u64)
+}
+
+pub(super) async fn create_user(pool: &SqlitePool, user: &UserRecord) -> Result<(), StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO users (uid, name, organization_uid, role, password_hash, disabled, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uid_text(user.uid))
+    .bind(&user.name)
+    .bind(uid_text(user.organization_uid))
+    .bind(user.role.as_str())
+    .bind(&user.password_hash)
+    .bind(user.disabled)
+    .bind(Timestamp::now().ticks())
+    .execute(pool)
+    .await;
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+            format!("A user named '{}' already exists.", user.name),
+        )),
+        other => other.map(|_| ()).map_err(StoreError::from),
+    }
+}
+
+pub(super) async fn find_user_by_name(
+    pool: &SqlitePool,
+    name: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| user_from_row(&row, 0)).transpose()
+}
+
+pub(super) async fn provider_organization(pool: &SqlitePool) -> Result<Option<Uuid>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT uid FROM organizations WHERE kind = 'provider' ORDER BY name LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(uid,)| parse_uid("organizations", "uid", &uid))
+        .transpose()
+}
+
+pub(super) async fn ensure_provider_organization(
+    pool: &SqlitePool,
+    name: &str,
+) -> Result<Uuid, StoreError> {
+    if let Some(uid) = provider_organization(pool).await? {
+        return Ok(uid);
+    }
+    let uid = standby_fleet::derived_uid("organization", name);
+    sqlx::query("INSERT INTO organizations (uid, name, kind) VALUES ($1, $2, 'provider') ON CONFLICT (uid) DO NOTHING")
+        .bind(uid_text(uid))
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(uid)
+}
+
+pub(super) async fn insert_token(pool: &SqlitePool, token: &TokenRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tokens (hash, user_uid, kind, read_only, family, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&token.hash)
+    .bind(uid_text(token.user_uid))
+    .bind(token.kind.as_str())
+    .bind(token.read_only)
+    .bind(uid_text(token.family))
+    .bind(token.created_at.ticks())
+    .bind(token.expires_at.ticks())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn find_token(
+    pool: &SqlitePool,
+    hash: &str,
+    kind: TokenKind,
+    now: Timestamp,
+) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
+         WHERE t.hash = $1 AND t.kind = $2 AND t.revoked = 0 AND t.expires_at > $3 AND u.disabled = 0"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(hash)
+        .bind(kind.as_str())
+        .bind(now.ticks())
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| Ok((token_from_row(&row)?, user_from_row(&row, 7)?)))
+        .transpose()
+}
+
+pub(super) async fn consume_refresh_token(
+    pool: &SqlitePool,
+    hash: &str,
+    now: Timestamp,
+) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+    // Revoke first, atomically: of two concurrent refreshes with one token, only one wins.
+    let revoked = sqlx::query(
+        "UPDATE tokens SET revoked = 1 WHERE hash = $1 AND kind = 'refresh' AND revoked = 0 AND expires_at > $2",
+    )
+    .bind(hash)
+    .bind(now.ticks())
+    .execute(pool)
+    .await?;
+    if revoked.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
+         WHERE t.hash = $1 AND u.disabled = 0"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| Ok((token_from_row(&row)?, user_from_row(&row, 7)?)))
+        .transpose()
+}

@@ -1,0 +1,244 @@
+//! The SQLite store: one file in the data directory, WAL, foreign keys, migrations applied at
+//! open. SQL here is kept portable (`$n` placeholders, ON CONFLICT, RETURNING) for PostgreSQL.
+
+mod auth;
+mod idempotency;
+mod import;
+mod plans;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Arguments;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use standby_fleet::Fleet;
+use standby_model::{FailoverPlan, PlanObject, Timestamp};
+use standby_query::Scalar;
+use uuid::Uuid;
+
+use crate::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The file name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "standby.db";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/standby.db` and applies pending migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Self::open_file(&data_dir.join(DATABASE_FILE)).await
+    }
+
+    pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed session transition survives a power cut, not only a process kill.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(options).await
+    }
+
+    /// Opens a `sqlite://PATH` URL.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// Binds the query language's values in order.
+fn arguments(binds: &[Scalar]) -> Result<SqliteArguments, StoreError> {
+    let mut arguments = SqliteArguments::default();
+    for bind in binds {
+        let added = match bind {
+            Scalar::Null => arguments.add(Option::<String>::None),
+            Scalar::Bool(flag) => arguments.add(*flag),
+            Scalar::Int(number) => arguments.add(*number),
+            Scalar::Text(text) => arguments.add(text.clone()),
+        };
+        added.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
+    }
+    Ok(arguments)
+}
+
+fn uid_text(uid: Uuid) -> String {
+    uid.hyphenated().to_string()
+}
+
+fn parse_uid(table: &'static str, column: &'static str, text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Corrupt {
+        table,
+        column,
+        value: text.to_owned(),
+    })
+}
+
+fn parse_enum<E: standby_model::WireEnum>(
+    table: &'static str,
+    column: &'static str,
+    text: &str,
+) -> Result<E, StoreError> {
+    E::parse(text).ok_or_else(|| StoreError::Corrupt {
+        table,
+        column,
+        value: text.to_owned(),
+    })
+}
+
+fn ts(ticks: Option<i64>) -> Option<Timestamp> {
+    ticks.map(Timestamp::from_ticks)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 FROM plans LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT uid FROM plans LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_none())
+    }
+
+    async fn import_fleet(&self, fleet: &Fleet) -> Result<ImportSummary, StoreError> {
+        import::import_fleet(&self.pool, fleet).await
+    }
+
+    async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError> {
+        plans::list_plans(&self.pool, query).await
+    }
+
+    async fn get_plan(&self, scope: Scope, uid: Uuid) -> Result<Option<FailoverPlan>, StoreError> {
+        plans::get_plan(&self.pool, scope, uid).await
+    }
+
+    async fn list_objects(&self, query: &ListQuery) -> Result<Page<PlanObject>, StoreError> {
+        plans::list_objects(&self.pool, query).await
+    }
+
+    async fn server_visible(&self, scope: Scope, uid: Uuid) -> Result<bool, StoreError> {
+        plans::server_visible(&self.pool, scope, uid).await
+    }
+
+    async fn update_plan_commands(
+        &self,
+        scope: Scope,
+        uid: Uuid,
+        change: &CommandChange,
+    ) -> Result<Option<FailoverPlan>, StoreError> {
+        plans::update_plan_commands(&self.pool, scope, uid, change).await
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        auth::count_users(&self.pool).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        auth::create_user(&self.pool, user).await
+    }
+
+    async fn find_user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        auth::find_user_by_name(&self.pool, name).await
+    }
+
+    async fn provider_organization(&self) -> Result<Option<Uuid>, StoreError> {
+        auth::provider_organization(&self.pool).await
+    }
+
+    async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError> {
+        auth::ensure_provider_organization(&self.pool, name).await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        auth::insert_token(&self.pool, token).await
+    }
+
+    async fn find_token(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+        auth::find_token(&self.pool, hash, kind, now).await
+    }
+
+    async fn consume_refresh_token(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+        auth::consume_refresh_token(&self.pool, hash, now).await
+    }
+
+    async fn reserve_request(
+        &self,
+        key: &IdempotencyKey,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Reservation, StoreError> {
+        idempotency::reserve(&self.pool, key, now, expires_at).await
+    }
+
+    async fn complete_request(
+        &self,
+        request_id: Uuid,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        idempotency::complete(&self.pool, request_id, response).await
+    }
+
+    async fn release_request(&self, request_id: Uuid) -> Result<(), StoreError> {
+        idempotency::release(&self.pool, request_id).await
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let requests = sqlx::query("DELETE FROM idempotency WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.pool)
+            .await?;
+        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.pool)
+            .await?;
+        Ok(requests.rows_affected() + tokens.rows_affected())
+    }
+}

@@ -1,0 +1,376 @@
+//! Reads of plans and plan objects (with their sessions), and PATCH.
+
+use std::collections::HashMap;
+
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{AssertSqlSafe, Row};
+use standby_model::state::{PlanRequest, on_request};
+use standby_model::{
+    BackupStatus, FailoverPlan, LastSession, MessageSeverity, PlanObject, PlanStatus, PlanType,
+    RestoreSession, SessionMessage, SessionStatus, Timestamp,
+};
+use standby_query::sql::{SqlBuilder, SqliteDialect};
+use standby_query::{Filter, Scalar};
+use uuid::Uuid;
+
+use super::{arguments, parse_enum, parse_uid, ts, uid_text};
+use crate::keys::text_keys;
+use crate::{CommandChange, ListQuery, Page, Scope, StoreError};
+
+const PLAN_SELECT: &str = "SELECT p.uid, p.original_uid, p.backup_server_uid, p.name, p.type, p.status, p.tenant_uid, \
+     p.objects_count, p.pre_failover_command, p.post_failover_command, ls.uid, ls.end_time, ls.status, ls.message";
+const PLAN_FROM: &str = " FROM plans p LEFT JOIN sessions ls ON ls.uid = p.last_session_uid";
+
+const OBJECT_SELECT: &str = "SELECT o.uid, o.plan_uid, o.name, o.host_name, o.folder_name, o.path, o.backup_server_uid, \
+     rs.uid, rs.backup_status, rs.restore_point_uid, rs.restore_point_time, rs.start_time, rs.end_time";
+const OBJECT_FROM: &str =
+    " FROM plan_objects o LEFT JOIN vm_sessions rs ON rs.uid = o.restore_session_uid";
+
+/// The plans an organization may see, as a condition on `{plan_uid}` / `{server_uid}` columns.
+fn push_scope(builder: &mut SqlBuilder<'_>, scope: Scope, server_column: &str, plan_column: &str) {
+    if let Scope::Organization(organization) = scope {
+        builder.push(&format!(
+            " AND ({server_column} IN (SELECT uid FROM backup_servers WHERE organization_uid = "
+        ));
+        builder.push_bind(Scalar::Text(uid_text(organization)));
+        builder.push(&format!(
+            ") OR {plan_column} IN (SELECT p2.uid FROM plans p2 JOIN tenants t ON t.uid = p2.tenant_uid WHERE t.organization_uid = "
+        ));
+        builder.push_bind(Scalar::Text(uid_text(organization)));
+        builder.push("))");
+    }
+}
+
+fn push_plan_conditions(
+    builder: &mut SqlBuilder<'_>,
+    scope: Scope,
+    server: Option<Uuid>,
+    filter: &Filter,
+) {
+    builder.push(" WHERE 1=1");
+    push_scope(builder, scope, "p.backup_server_uid", "p.uid");
+    if let Some(server) = server {
+        builder.push(" AND p.backup_server_uid = ");
+        builder.push_bind(Scalar::Text(uid_text(server)));
+    }
+    if !filter.is_trivial() {
+        builder.push(" AND ");
+        builder.push_filter(filter);
+    }
+}
+
+async fn count(pool: &SqlitePool, builder: SqlBuilder<'_>) -> Result<u64, StoreError> {
+    let row = sqlx::query_with(AssertSqlSafe(builder.sql), arguments(&builder.binds)?)
+        .fetch_one(pool)
+        .await?;
+    let total: i64 = row.try_get(0)?;
+    Ok(total.max(0) as u64)
+}
+
+pub(super) async fn list_plans(
+    pool: &SqlitePool,
+    query: &ListQuery,
+) -> Result<Page<FailoverPlan>, StoreError> {
+    let dialect = SqliteDialect;
+    let mut counting = SqlBuilder::new(&dialect);
+    counting.push("SELECT COUNT(*)").push(PLAN_FROM);
+    push_plan_conditions(&mut counting, query.scope, query.server, &query.filter);
+    let total = count(pool, counting).await?;
+
+    let mut listing = SqlBuilder::new(&dialect);
+    listing.push(PLAN_SELECT).push(PLAN_FROM);
+    push_plan_conditions(&mut listing, query.scope, query.server, &query.filter);
+    listing.push_order_by(&query.order);
+    push_paging(&mut listing, query.paging.limit, query.paging.offset);
+    let items = fetch_plans(pool, listing).await?;
+    Ok(Page { items, total })
+}
+
+pub(super) async fn get_plan(
+    pool: &SqlitePool,
+    scope: Scope,
+    uid: Uuid,
+) -> Result<Option<FailoverPlan>, StoreError> {
+    let dialect = SqliteDialect;
+    let mut builder = SqlBuilder::new(&dialect);
+    builder.push(PLAN_SELECT).push(PLAN_FROM);
+    push_plan_conditions(&mut builder, scope, None, &Filter::And(Vec::new()));
+    builder.push(" AND p.uid = ");
+    builder.push_bind(Scalar::Text(uid_text(uid)));
+    Ok(fetch_plans(pool, builder).await?.pop())
+}
+
+fn push_paging(builder: &mut SqlBuilder<'_>, limit: u32, offset: u32) {
+    builder.push(" LIMIT ");
+    builder.push_bind(Scalar::Int(i64::from(limit)));
+    builder.push(" OFFSET ");
+    builder.push_bind(Scalar::Int(i64::from(offset)));
+}
+
+async fn fetch_plans(
+    pool: &SqlitePool,
+    builder: SqlBuilder<'_>,
+) -> Result<Vec<FailoverPlan>, StoreError> {
+    let rows = sqlx::query_with(AssertSqlSafe(builder.sql), arguments(&builder.binds)?)
+        .fetch_all(pool)
+        .await?;
+    let mut plans = rows
+        .iter()
+        .map(plan_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    attach_messages(pool, &mut plans).await?;
+    Ok(plans)
+}
+
+fn plan_from_row(row: &SqliteRow) -> Result<FailoverPlan, StoreError> {
+    const T: &str = "plans";
+    let tenant: Option<String> = row.try_get(6)?;
+    let pre: String = row.try_get(8)?;
+    let post: String = row.try_get(9)?;
+    let session_uid: Option<String> = row.try_get(10)?;
+    let last_session = match session_uid {
+        None => None,
+        Some(uid) => {
+            let status: String = row.try_get(12)?;
+            Some(LastSession {
+                instance_uid: parse_uid("sessions", "uid", &uid)?,
+                end_time: ts(row.try_get(11)?),
+                status: parse_enum::<SessionStatus>("sessions", "status", &status)?,
+                message: row.try_get(13)?,
+                detailed_messages: Vec::new(),
+            })
+        }
+    };
+    let objects_count: i64 = row.try_get(7)?;
+    Ok(FailoverPlan {
+        instance_uid: parse_uid(T, "uid", &row.try_get::<String, _>(0)?)?,
+        original_uid: parse_uid(T, "original_uid", &row.try_get::<String, _>(1)?)?,
+        backup_server_uid: parse_uid(T, "backup_server_uid", &row.try_get::<String, _>(2)?)?,
+        name: row.try_get(3)?,
+        plan_type: parse_enum::<PlanType>(T, "type", &row.try_get::<String, _>(4)?)?,
+        status: parse_enum::<PlanStatus>(T, "status", &row.try_get::<String, _>(5)?)?,
+        tenant_uid: tenant
+            .as_deref()
+            .map(|t| parse_uid(T, "tenant_uid", t))
+            .transpose()?,
+        objects_count: i32::try_from(objects_count).unwrap_or(i32::MAX),
+        pre_failover_script_enabled: !pre.is_empty(),
+        pre_failover_command: pre,
+        post_failover_script_enabled: !post.is_empty(),
+        post_failover_command: post,
+        last_session,
+    })
+}
+
+/// Loads `detailedMessages` for the last sessions of a page of plans, in one query.
+async fn attach_messages(pool: &SqlitePool, plans: &mut [FailoverPlan]) -> Result<(), StoreError> {
+    let sessions: Vec<String> = plans
+        .iter()
+        .filter_map(|p| p.last_session.as_ref())
+        .map(|s| uid_text(s.instance_uid))
+        .collect();
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    let dialect = SqliteDialect;
+    let mut builder = SqlBuilder::new(&dialect);
+    builder.push("SELECT session_uid, title, description, severity, start_time, end_time FROM session_messages WHERE session_uid IN (");
+    for (i, session) in sessions.into_iter().enumerate() {
+        if i > 0 {
+            builder.push(", ");
+        }
+        builder.push_bind(Scalar::Text(session));
+    }
+    builder.push(") ORDER BY session_uid, seq");
+    let rows = sqlx::query_with(AssertSqlSafe(builder.sql), arguments(&builder.binds)?)
+        .fetch_all(pool)
+        .await?;
+    let mut by_session: HashMap<Uuid, Vec<SessionMessage>> = HashMap::new();
+    for row in rows {
+        let session = parse_uid(
+            "session_messages",
+            "session_uid",
+            &row.try_get::<String, _>(0)?,
+        )?;
+        by_session.entry(session).or_default().push(SessionMessage {
+            title: row.try_get(1)?,
+            description: row.try_get(2)?,
+            severity: parse_enum::<MessageSeverity>(
+                "session_messages",
+                "severity",
+                &row.try_get::<String, _>(3)?,
+            )?,
+            start_time: ts(row.try_get(4)?),
+            end_time: ts(row.try_get(5)?),
+        });
+    }
+    for plan in plans {
+        if let Some(session) = plan.last_session.as_mut() {
+            session.detailed_messages =
+                by_session.remove(&session.instance_uid).unwrap_or_default();
+        }
+    }
+    Ok(())
+}
+
+fn push_object_conditions(builder: &mut SqlBuilder<'_>, query: &ListQuery) {
+    builder.push(" WHERE 1=1");
+    push_scope(builder, query.scope, "o.backup_server_uid", "o.plan_uid");
+    if let Some(server) = query.server {
+        builder.push(" AND o.backup_server_uid = ");
+        builder.push_bind(Scalar::Text(uid_text(server)));
+    }
+    if let Some(plan) = query.plan {
+        builder.push(" AND o.plan_uid = ");
+        builder.push_bind(Scalar::Text(uid_text(plan)));
+    }
+    if !query.filter.is_trivial() {
+        builder.push(" AND ");
+        builder.push_filter(&query.filter);
+    }
+}
+
+pub(super) async fn list_objects(
+    pool: &SqlitePool,
+    query: &ListQuery,
+) -> Result<Page<PlanObject>, StoreError> {
+    let dialect = SqliteDialect;
+    let mut counting = SqlBuilder::new(&dialect);
+    counting.push("SELECT COUNT(*)").push(OBJECT_FROM);
+    push_object_conditions(&mut counting, query);
+    let total = count(pool, counting).await?;
+
+    let mut listing = SqlBuilder::new(&dialect);
+    listing.push(OBJECT_SELECT).push(OBJECT_FROM);
+    push_object_conditions(&mut listing, query);
+    listing.push_order_by(&query.order);
+    push_paging(&mut listing, query.paging.limit, query.paging.offset);
+    let rows = sqlx::query_with(AssertSqlSafe(listing.sql), arguments(&listing.binds)?)
+        .fetch_all(pool)
+        .await?;
+    let items = rows
+        .iter()
+        .map(object_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page { items, total })
+}
+
+fn object_from_row(row: &SqliteRow) -> Result<PlanObject, StoreError> {
+    const T: &str = "plan_objects";
+    let session_uid: Option<String> = row.try_get(7)?;
+    let restore_session = match session_uid {
+        None => None,
+        Some(uid) => {
+            let point: Option<String> = row.try_get(9)?;
+            Some(RestoreSession {
+                instance_uid: parse_uid("vm_sessions", "uid", &uid)?,
+                backup_status: parse_enum::<BackupStatus>(
+                    "vm_sessions",
+                    "backup_status",
+                    &row.try_get::<String, _>(8)?,
+                )?,
+                restore_point_uid: point
+                    .as_deref()
+                    .map(|p| parse_uid("vm_sessions", "restore_point_uid", p))
+                    .transpose()?,
+                restore_point_date_time: ts(row.try_get(10)?),
+                start_date_time: Timestamp::from_ticks(row.try_get(11)?),
+                end_date_time: ts(row.try_get(12)?),
+            })
+        }
+    };
+    Ok(PlanObject {
+        instance_uid: parse_uid(T, "uid", &row.try_get::<String, _>(0)?)?,
+        plan_uid: parse_uid(T, "plan_uid", &row.try_get::<String, _>(1)?)?,
+        name: row.try_get(2)?,
+        host_name: row.try_get(3)?,
+        folder_name: row.try_get(4)?,
+        path: row.try_get(5)?,
+        backup_server_uid: parse_uid(T, "backup_server_uid", &row.try_get::<String, _>(6)?)?,
+        restore_session,
+    })
+}
+
+pub(super) async fn server_visible(
+    pool: &SqlitePool,
+    scope: Scope,
+    uid: Uuid,
+) -> Result<bool, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT organization_uid FROM backup_servers WHERE uid = $1")
+            .bind(uid_text(uid))
+            .fetch_optional(pool)
+            .await?;
+    let Some((owner,)) = row else {
+        return Ok(false);
+    };
+    Ok(match scope {
+        Scope::All => true,
+        Scope::Organization(organization) => {
+            // A company also sees a provider server that hosts one of its Tenant plans.
+            owner == uid_text(organization)
+                || sqlx::query_as::<_, (i64,)>(
+                    "SELECT COUNT(*) FROM plans p JOIN tenants t ON t.uid = p.tenant_uid \
+                     WHERE p.backup_server_uid = $1 AND t.organization_uid = $2",
+                )
+                .bind(uid_text(uid))
+                .bind(uid_text(organization))
+                .fetch_one(pool)
+                .await?
+                .0 > 0
+        }
+    })
+}
+
+pub(super) async fn update_plan_commands(
+    pool: &SqlitePool,
+    scope: Scope,
+    uid: Uuid,
+    change: &CommandChange,
+) -> Result<Option<FailoverPlan>, StoreError> {
+    let Some(current) = get_plan(pool, scope, uid).await? else {
+        return Ok(None);
+    };
+    let keys = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(text_keys)
+            .map_or((None, None, None), |(v, c, n)| (Some(v), Some(c), Some(n)))
+    };
+    let (pre, pre_ci, pre_nat) = keys(&change.pre_failover_command);
+    let (post, post_ci, post_nat) = keys(&change.post_failover_command);
+    // One conditional statement: the status check and the write cannot be split by a session start.
+    let updated = sqlx::query(
+        "UPDATE plans SET \
+           pre_failover_command = COALESCE($1, pre_failover_command), \
+           pre_failover_command_ci = COALESCE($2, pre_failover_command_ci), \
+           pre_failover_command_nat = COALESCE($3, pre_failover_command_nat), \
+           post_failover_command = COALESCE($4, post_failover_command), \
+           post_failover_command_ci = COALESCE($5, post_failover_command_ci), \
+           post_failover_command_nat = COALESCE($6, post_failover_command_nat), \
+           updated_at = $7 \
+         WHERE uid = $8 AND status NOT IN ('InProgress', 'InUndoProgress')",
+    )
+    .bind(pre)
+    .bind(pre_ci)
+    .bind(pre_nat)
+    .bind(post)
+    .bind(post_ci)
+    .bind(post_nat)
+    .bind(Timestamp::now().ticks())
+    .bind(uid_text(uid))
+    .execute(pool)
+    .await?;
+    if updated.rows_affected() == 0 {
+        let status = get_plan(pool, scope, uid)
+            .await?
+            .map_or(current.status, |plan| plan.status);
+        return match on_request(status, PlanRequest::Patch) {
+            Err(refused) => Err(StoreError::Refused(refused)),
+            Ok(_) => Err(StoreError::Conflict(
+                "The failover plan changed while it was being patched; try again.".into(),
+            )),
+        };
+    }
+    get_plan(pool, scope, uid).await
+}
