@@ -1,1 +1,118 @@
+//! Standby's HTTP surface: the VSPC v3 failover-plan routes, `/api/v3/token`, and the health
+//! endpoints, with the middleware that makes them behave like VSPC.
 
+pub mod auth;
+pub mod envelope;
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod params;
+pub mod patch;
+pub mod vspc;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Router, middleware as axum_middleware};
+use standby_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+
+/// Settings the API reads on every request.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// VSPC's `MaxPageSize`: the largest `limit` accepted.
+    pub max_page_size: u32,
+    /// How long an `X-Request-id` is remembered.
+    pub idempotency_window_seconds: i64,
+    pub access_token_seconds: i64,
+    pub refresh_token_seconds: i64,
+    /// A request taking longer than this is answered with 520.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            max_page_size: standby_query::Paging::MAX_LIMIT,
+            idempotency_window_seconds: 300,
+            access_token_seconds: 3600,
+            refresh_token_seconds: 48 * 3600,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<ApiSettings>,
+    /// Verified against when a login names an unknown user, so timing does not reveal it.
+    dummy_hash: String,
+}
+
+impl AppState {
+    pub async fn new(store: Arc<dyn Store>, settings: ApiSettings) -> Result<Self, ApiError> {
+        let dummy_hash = auth::hash_password(auth::generate_password()?).await?;
+        Ok(AppState {
+            store,
+            settings: Arc::new(settings),
+            dummy_hash,
+        })
+    }
+}
+
+/// Every route Standby serves.
+pub fn router(state: AppState) -> Router {
+    let plans = "/infrastructure/backupServers/failoverplans";
+    let by_server = "/infrastructure/backupServers/{backupServerUid}/failoverplans";
+    let vspc = Router::new()
+        .route(plans, get(vspc::list_plans))
+        .route(&format!("{plans}/objects"), get(vspc::list_objects))
+        .route(
+            &format!("{plans}/{{planUid}}"),
+            get(vspc::get_plan).patch(vspc::patch_plan),
+        )
+        .route(
+            &format!("{plans}/{{planUid}}/start"),
+            post(vspc::start_plan),
+        )
+        .route(&format!("{plans}/{{planUid}}/undo"), post(vspc::undo_plan))
+        .route(
+            &format!("{plans}/{{planUid}}/objects"),
+            get(vspc::list_plan_objects),
+        )
+        .route(by_server, get(vspc::list_server_plans))
+        .route(
+            &format!("{by_server}/objects"),
+            get(vspc::list_server_objects),
+        )
+        .route_layer(axum_middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ));
+    let api = Router::new()
+        .route("/token", post(auth::token))
+        .merge(vspc)
+        .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum_middleware::from_fn(middleware::server_errors_as_520))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            state.settings.request_timeout,
+        ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/api/v3", api)
+        .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
+        .layer(DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use standby_model::{PlanType, Timestamp, WireEnum};
 use uuid::Uuid;
 
@@ -22,7 +22,7 @@ fn invalid<T>(message: impl Into<String>) -> Result<T, FleetError> {
     Err(FleetError::Invalid(message.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetFile {
     #[serde(default)]
@@ -33,7 +33,7 @@ pub struct FleetFile {
     pub plans: Vec<PlanEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationEntry {
     pub name: String,
@@ -45,7 +45,7 @@ pub struct OrganizationEntry {
     pub tenants: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerEntry {
     pub name: String,
@@ -60,7 +60,7 @@ fn default_connector() -> String {
     "sim".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanEntry {
     pub name: String,
@@ -84,7 +84,7 @@ pub struct PlanEntry {
     pub vms: Vec<VmEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VmEntry {
     pub name: String,
@@ -104,7 +104,7 @@ pub struct VmEntry {
 
 /// Restore points every `every_hours` over the last `days` days, on a grid anchored at
 /// `anchor` (default: the Unix epoch), so the same file gives the same points within a window.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     pub every_hours: u32,
@@ -231,7 +231,10 @@ impl FleetFile {
                 (PlanType::Tenant, Some(tenant)) => match tenants.get(tenant.as_str()) {
                     Some(uid) => Some(*uid),
                     None => {
-                        return invalid(format!("plan '{}': unknown tenant '{tenant}'", entry.name));
+                        return invalid(format!(
+                            "plan '{}': unknown tenant '{tenant}'",
+                            entry.name
+                        ));
                     }
                 },
                 (PlanType::Tenant, None) => {

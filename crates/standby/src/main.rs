@@ -1,1 +1,101 @@
-fn main() {}
+//! `standby`: the failover-plan control plane. `standby serve` runs the server; the other
+//! subcommands administer a data directory.
+
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use standby_fleet::FleetFile;
+use standby_model::Timestamp;
+use standby_store::{SqliteStore, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "standby",
+    version,
+    about = "Failover-plan control plane, wire-compatible with VSPC REST API v3"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(config::ServeArgs),
+    /// Fleet files: import one into a data directory, or print the demo fleet as one.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// Load a fleet file into the store (idempotent: stable UIDs, upserts).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the built-in demo fleet as a fleet file (a worked example of the format).
+    Demo,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Data directory holding the SQLite database.
+    #[arg(long, env = "STANDBY_DATA_DIR", default_value = "./standby-data")]
+    data_dir: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(config::Settings::resolve(args)?).await,
+            Command::Fleet(FleetCommand::Import { file, store }) => {
+                import(&file, &store.data_dir).await
+            }
+            Command::Fleet(FleetCommand::Demo) => {
+                print!(
+                    "{}",
+                    toml::to_string(&standby_fleet::demo::demo_file())
+                        .context("rendering the demo fleet")?
+                );
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn import(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let fleet = FleetFile::parse(&text)
+        .and_then(|f| f.resolve(Timestamp::now()))
+        .with_context(|| format!("in {}", file.display()))?;
+    let store = SqliteStore::open(data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let summary = store
+        .import_fleet(&fleet)
+        .await
+        .context("importing the fleet")?;
+    println!(
+        "Imported {}: {} organizations, {} servers, {} plans, {} VMs; {} new restore points.",
+        file.display(),
+        fleet.organizations.len(),
+        fleet.servers.len(),
+        fleet.plans.len(),
+        fleet.objects.len(),
+        summary.restore_points_added
+    );
+    Ok(())
+}

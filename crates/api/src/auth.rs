@@ -1,0 +1,370 @@
+//! Authentication: `POST /api/v3/token` (OAuth2 password and refresh grants), opaque bearer
+//! tokens stored as SHA-256, argon2 passwords, and the [`Principal`] extractor.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use standby_model::{Role, Timestamp};
+use standby_store::{Scope, Store, StoreError, TokenKind, TokenRecord, UserRecord};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::envelope::json_response;
+use crate::error::ApiError;
+
+/// Who is calling, as established from their bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_uid: Uuid,
+    pub name: String,
+    pub organization_uid: Uuid,
+    pub role: Role,
+    /// The token was issued with `readOnly=true`.
+    pub read_only: bool,
+    pub scope: Scope,
+}
+
+impl Principal {
+    fn from_user(user: UserRecord, read_only: bool, provider: Option<Uuid>) -> Self {
+        // Provider roles in the provider organization see everything; everyone else their own.
+        let scope = if user.role.is_provider_role() && Some(user.organization_uid) == provider {
+            Scope::All
+        } else {
+            Scope::Organization(user.organization_uid)
+        };
+        Principal {
+            user_uid: user.uid,
+            name: user.name,
+            organization_uid: user.organization_uid,
+            role: user.role,
+            read_only,
+            scope,
+        }
+    }
+
+    /// May call the GET operations.
+    pub fn require_read(&self) -> Result<(), ApiError> {
+        if self.role.can_read_plans() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "Access to the requested resource is forbidden.",
+            ))
+        }
+    }
+
+    /// May PATCH, start and undo.
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        if self.read_only {
+            return Err(ApiError::forbidden("This token is read-only."));
+        }
+        if self.role.can_write_plans() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "Access to the requested resource is forbidden.",
+            ))
+        }
+    }
+}
+
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh opaque token: 32 random bytes, base64url.
+fn new_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A random password for generated accounts (24 characters, base64url).
+pub fn generate_password() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Argon2id with the crate's defaults (about 30 ms here), off the async threads.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::internal(format!("argon2: {e}")))
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .verify_password(password.as_bytes(), hash.as_str())
+            .is_ok()
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// Resolves `Authorization: Bearer <token>` to a principal.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized("Authorization is required."));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'."))?;
+    let found = state
+        .store
+        .find_token(&token_hash(token), TokenKind::Access, Timestamp::now())
+        .await?;
+    let Some((token, user)) = found else {
+        return Err(ApiError::unauthorized(
+            "The access token is invalid or has expired.",
+        ));
+    };
+    let provider = state.store.provider_organization().await?;
+    Ok(Principal::from_user(user, token.read_only, provider))
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // The idempotency layer may have authenticated this request already.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let principal = authenticate(state, &parts.headers).await?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+/// An OAuth2Error body (the /token endpoint does not use the VSPC envelope).
+fn oauth_error(error: &str, description: &str) -> Response {
+    json_response(
+        400,
+        &json!({ "error": error, "error_description": description, "error_uri": null }),
+    )
+}
+
+const LOGIN_FAILED: &str =
+    "Cannot complete login due to incorrect username or password, or no sufficient rights.";
+
+/// `POST /api/v3/token`.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match issue(&state, &headers, &body).await {
+        Ok(response) => response,
+        Err(TokenError::OAuth(error, description)) => oauth_error(error, &description),
+        Err(TokenError::Api(error)) => axum::response::IntoResponse::into_response(error),
+    }
+}
+
+enum TokenError {
+    OAuth(&'static str, String),
+    Api(ApiError),
+}
+
+impl From<ApiError> for TokenError {
+    fn from(error: ApiError) -> Self {
+        TokenError::Api(error)
+    }
+}
+
+impl From<StoreError> for TokenError {
+    fn from(error: StoreError) -> Self {
+        TokenError::Api(error.into())
+    }
+}
+
+fn invalid_request(description: impl Into<String>) -> TokenError {
+    TokenError::OAuth("invalid_request", description.into())
+}
+
+async fn issue(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, TokenError> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return Err(invalid_request(
+            "The request must be sent as application/x-www-form-urlencoded.",
+        ));
+    }
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| invalid_request("The form body could not be read."))?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let read_only = match field("readOnly") {
+        None => false,
+        Some(value) if value.eq_ignore_ascii_case("true") => true,
+        Some(value) if value.eq_ignore_ascii_case("false") => false,
+        Some(_) => return Err(invalid_request("readOnly must be true or false.")),
+    };
+    let now = Timestamp::now();
+    let (user, read_only, family) = match field("grant_type") {
+        None | Some("") => return Err(invalid_request("grant_type is required.")),
+        Some("password") => {
+            let username = field("username").unwrap_or_default();
+            let password = field("password").unwrap_or_default();
+            if username.is_empty()
+                || username.chars().count() > 2048
+                || password.is_empty()
+                || password.chars().count() > 128
+            {
+                return Err(invalid_request(
+                    "username (1 to 2048 characters) and password (1 to 128) are required.",
+                ));
+            }
+            let user = state.store.find_user_by_name(username).await?;
+            // Verify against a fixed hash when the user is unknown, so timing does not tell.
+            let hash = user
+                .as_ref()
+                .map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
+            let matches = verify_password(password.to_owned(), hash).await?;
+            match user {
+                Some(user) if matches && !user.disabled => (user, read_only, Uuid::now_v7()),
+                _ => {
+                    tracing::warn!(user.name = %username, "login failed");
+                    return Err(invalid_request(LOGIN_FAILED));
+                }
+            }
+        }
+        Some("refresh_token") => {
+            let refresh = field("refresh_token").unwrap_or_default();
+            if refresh.is_empty() || refresh.len() > 2048 {
+                return Err(invalid_request("refresh_token is required."));
+            }
+            match state
+                .store
+                .consume_refresh_token(&token_hash(refresh), now)
+                .await?
+            {
+                // A refreshed pair is never less restricted than the one it replaces.
+                Some((token, user)) => (user, token.read_only || read_only, token.family),
+                None => {
+                    return Err(TokenError::OAuth(
+                        "invalid_grant",
+                        "The refresh token is invalid or has expired.".into(),
+                    ));
+                }
+            }
+        }
+        Some(other @ ("authorization_code" | "public_key" | "mfa" | "as")) => {
+            return Err(TokenError::OAuth(
+                "unsupported_grant_type",
+                format!("The grant type '{other}' is not supported by this server."),
+            ));
+        }
+        Some(other) => {
+            return Err(TokenError::OAuth(
+                "unsupported_grant_type",
+                format!("Unknown grant type '{other}'."),
+            ));
+        }
+    };
+    let access = new_token()?;
+    let refresh = new_token()?;
+    for (token, kind, lifetime) in [
+        (
+            &access,
+            TokenKind::Access,
+            state.settings.access_token_seconds,
+        ),
+        (
+            &refresh,
+            TokenKind::Refresh,
+            state.settings.refresh_token_seconds,
+        ),
+    ] {
+        state
+            .store
+            .insert_token(&TokenRecord {
+                hash: token_hash(token),
+                user_uid: user.uid,
+                kind,
+                read_only,
+                family,
+                created_at: now,
+                expires_at: now.plus_seconds(lifetime),
+            })
+            .await?;
+    }
+    tracing::info!(user.name = %user.name, read_only, "token issued");
+    Ok(json_response(
+        200,
+        &json!({
+            "access_token": access,
+            "token_type": "bearer",
+            "refresh_token": refresh,
+            "mfa_token": null,
+            "encrypted_code": null,
+            "expires_in": state.settings.access_token_seconds,
+        }),
+    ))
+}
+
+/// The first portal administrator. With `credentials`, that user is created if missing; without,
+/// and with no user at all, `admin` is created with a random password, which is returned so the
+/// caller can print it once.
+pub async fn bootstrap_admin(
+    store: &dyn Store,
+    credentials: Option<(String, String)>,
+) -> Result<Option<(String, String)>, ApiError> {
+    let organization = store.ensure_provider_organization("Standby").await?;
+    let (name, password, generated) = match credentials {
+        Some((name, password)) => {
+            if store.find_user_by_name(&name).await?.is_some() {
+                return Ok(None);
+            }
+            (name, password, false)
+        }
+        None => {
+            if store.count_users().await? > 0 {
+                return Ok(None);
+            }
+            ("admin".to_owned(), generate_password()?, true)
+        }
+    };
+    store
+        .create_user(&UserRecord {
+            uid: Uuid::now_v7(),
+            name: name.clone(),
+            organization_uid: organization,
+            role: Role::PortalAdministrator,
+            password_hash: hash_password(password.clone()).await?,
+            disabled: false,
+        })
+        .await?;
+    Ok(generated.then_some((name, password)))
+}

@@ -1,0 +1,177 @@
+//! Cross-cutting layers of the VSPC surface: `X-Request-id` idempotency, server errors as 520,
+//! panics as 520.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use standby_model::Timestamp;
+use standby_store::{IdempotencyKey, Reservation, StoredResponse};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::authenticate;
+use crate::error::{ApiError, SERVER_ERROR};
+use crate::params::Version;
+
+/// Request and response bodies are bounded; a JSON Patch or a page is far smaller.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Headers worth keeping with a stored response.
+const KEPT_HEADERS: [&str; 2] = ["content-type", "location"];
+
+/// PATCH and POST with `X-Request-id`: the first response is kept for the window; a repeat of
+/// the same request by the same user replays it, a different request with the id gets 409.
+pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !matches!(*request.method(), Method::POST | Method::PATCH) {
+        return next.run(request).await;
+    }
+    let Some(header) = request.headers().get("x-request-id") else {
+        return next.run(request).await;
+    };
+    let request_id = match header
+        .to_str()
+        .ok()
+        .and_then(|text| Uuid::parse_str(text.trim()).ok())
+    {
+        Some(id) => id,
+        None => {
+            return ApiError::bad_parameter("X-Request-id", "X-Request-id must be a UUID.")
+                .into_response();
+        }
+    };
+    match replay_or_run(&state, request_id, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn replay_or_run(
+    state: &AppState,
+    request_id: Uuid,
+    request: Request,
+    next: Next,
+) -> Result<Response, Response> {
+    let version = Version::from_headers(request.headers()).map_err(IntoResponse::into_response)?;
+    let principal = authenticate(state, request.headers())
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let (mut parts, body) = request.into_parts();
+    let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::too_large(format!(
+            "The request body is larger than {MAX_BODY_BYTES} bytes."
+        ))
+        .into_response()
+    })?;
+    let mut hasher = Sha256::new();
+    for piece in [
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &version.0.to_string(),
+    ] {
+        hasher.update(piece.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update(&body);
+    let fingerprint: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let key = IdempotencyKey {
+        request_id,
+        principal_uid: principal.user_uid,
+        fingerprint,
+    };
+    let now = Timestamp::now();
+    let expires = now.plus_seconds(state.settings.idempotency_window_seconds);
+    let reservation = state
+        .store
+        .reserve_request(&key, now, expires)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    match reservation {
+        Reservation::Replay(stored) => return Ok(replayed(stored)),
+        Reservation::InFlight => {
+            return Err(ApiError::cannot_now(
+                "A request with this X-Request-id is still being processed.",
+            )
+            .into_response());
+        }
+        Reservation::Mismatch => {
+            return Err(ApiError::cannot_now(
+                "This X-Request-id was already used for a different request.",
+            )
+            .into_response());
+        }
+        Reservation::Fresh => {}
+    }
+    parts.extensions.insert(principal);
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    if !response.status().is_success() {
+        // Nothing happened; let a retry with the same id run again.
+        if let Err(error) = state.store.release_request(request_id).await {
+            tracing::error!(%error, "could not release an idempotency reservation");
+        }
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let body = to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError::internal(e).into_response())?;
+    let headers = KEPT_HEADERS
+        .iter()
+        .filter_map(|name| {
+            parts
+                .headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ((*name).to_owned(), v.to_owned()))
+        })
+        .collect();
+    let stored = StoredResponse {
+        status: parts.status.as_u16(),
+        headers,
+        body: body.to_vec(),
+    };
+    if let Err(error) = state.store.complete_request(request_id, &stored).await {
+        // The change is done; failing to record it must not turn success into an error.
+        tracing::error!(%error, "could not store an idempotent response");
+    }
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+fn replayed(stored: StoredResponse) -> Response {
+    let mut response = Response::new(Body::from(stored.body));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    for (name, value) in stored.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+        .headers_mut()
+        .insert("x-idempotent-replay", HeaderValue::from_static("true"));
+    response
+}
+
+/// Any 5xx that escaped the handlers (a timeout, a framework error) leaves as VSPC's 520.
+pub async fn server_errors_as_520(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    if status >= 500 && status != SERVER_ERROR {
+        return ApiError::internal(format!("HTTP {status} from an inner layer")).into_response();
+    }
+    response
+}
+
+/// Used by the panic-catching layer: a panic in a handler becomes a 520.
+pub fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = detail
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| detail.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    ApiError::internal(format!("handler panicked: {message}")).into_response()
+}

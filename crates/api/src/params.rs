@@ -1,0 +1,81 @@
+//! Request inputs shared by the VSPC handlers: the query string, path UIDs and the client
+//! version, each refused in the error envelope with the parameter named.
+
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::PathRejection;
+use axum::http::request::Parts;
+use standby_model::{ClientVersion, VersionError};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The decoded query string. Names match case-insensitively, as VSPC's do.
+#[derive(Debug, Default)]
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryParams {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let pairs = match raw {
+            None => Vec::new(),
+            Some(raw) => {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(raw).map_err(|_| {
+                    ApiError::bad_parameter("query", "The query string could not be decoded.")
+                })?
+            }
+        };
+        Ok(QueryParams { pairs })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A UID from the path; a malformed one is a 400 naming the parameter.
+pub fn path_uid(
+    parameter: &str,
+    path: Result<axum::extract::Path<String>, PathRejection>,
+) -> Result<Uuid, ApiError> {
+    let text = path
+        .map_err(|_| {
+            ApiError::bad_parameter(parameter, format!("The {parameter} is not a valid UUID."))
+        })?
+        .0;
+    Uuid::parse_str(text.trim())
+        .map_err(|_| ApiError::bad_parameter(parameter, format!("'{text}' is not a valid UUID.")))
+}
+
+/// The API version negotiated from `X-Client-Version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version(pub ClientVersion);
+
+impl Version {
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Result<Self, ApiError> {
+        let header = match headers.get("x-client-version") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ApiError::bad_parameter("X-Client-Version", "The version is not text.")
+            })?),
+        };
+        ClientVersion::negotiate(header)
+            .map(Version)
+            .map_err(|error| match error {
+                VersionError::Malformed(_) | VersionError::Unsupported(_) => {
+                    ApiError::bad_parameter("X-Client-Version", error.to_string())
+                }
+            })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Version {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Version::from_headers(&parts.headers)
+    }
+}

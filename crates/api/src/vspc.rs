@@ -1,0 +1,380 @@
+//! The nine "Backup Server Failover Plans" operations of VSPC REST API v3.
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use standby_model::state::{PlanRequest, on_request};
+use standby_model::{FailoverPlan, Timestamp};
+use standby_query::{Catalog, Filter, Paging, Selection, SortOrder};
+use standby_store::ListQuery;
+use standby_store::catalog::{OBJECT_CATALOG, PLAN_CATALOG};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::envelope::{self, to_wire};
+use crate::error::{ApiError, ApiResult};
+use crate::params::{QueryParams, Version, path_uid};
+use crate::patch;
+
+type PathParam = Result<Path<String>, PathRejection>;
+
+fn list_query(
+    state: &AppState,
+    principal: &Principal,
+    version: Version,
+    params: &QueryParams,
+    catalog: &Catalog,
+) -> ApiResult<(ListQuery, Selection)> {
+    let filter = match params.get("filter") {
+        Some(text) => Filter::parse(text, catalog, version.0)?,
+        None => Filter::And(Vec::new()),
+    };
+    let order = SortOrder::parse(params.get("sort"), catalog, version.0)?;
+    let paging = Paging::parse(
+        params.get("limit"),
+        params.get("offset"),
+        state.settings.max_page_size,
+    )?;
+    let selection = Selection::parse(params.get("select"), catalog, version.0)?;
+    Ok((
+        ListQuery {
+            scope: principal.scope,
+            server: None,
+            plan: None,
+            filter,
+            order,
+            paging,
+        },
+        selection,
+    ))
+}
+
+async fn plans_page(
+    state: &AppState,
+    principal: &Principal,
+    version: Version,
+    raw: Option<String>,
+    server: Option<Uuid>,
+) -> ApiResult<Response> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let (mut query, selection) = list_query(state, principal, version, &params, &PLAN_CATALOG)?;
+    query.server = server;
+    let page = state.store.list_plans(&query).await?;
+    envelope::page(
+        &page.items,
+        page.total,
+        query.paging.offset,
+        version.0,
+        &selection,
+    )
+}
+
+async fn objects_page(
+    state: &AppState,
+    principal: &Principal,
+    version: Version,
+    raw: Option<String>,
+    server: Option<Uuid>,
+    plan: Option<Uuid>,
+) -> ApiResult<Response> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let (mut query, selection) = list_query(state, principal, version, &params, &OBJECT_CATALOG)?;
+    query.server = server;
+    query.plan = plan;
+    let page = state.store.list_objects(&query).await?;
+    envelope::page(
+        &page.items,
+        page.total,
+        query.paging.offset,
+        version.0,
+        &selection,
+    )
+}
+
+async fn visible_server(
+    state: &AppState,
+    principal: &Principal,
+    path: PathParam,
+) -> ApiResult<Uuid> {
+    let server = path_uid("backupServerUid", path)?;
+    if !state.store.server_visible(principal.scope, server).await? {
+        return Err(ApiError::not_found(format!(
+            "Backup server {server} was not found."
+        )));
+    }
+    Ok(server)
+}
+
+async fn visible_plan(
+    state: &AppState,
+    principal: &Principal,
+    plan: Uuid,
+) -> ApiResult<FailoverPlan> {
+    state
+        .store
+        .get_plan(principal.scope, plan)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Failover plan {plan} was not found.")))
+}
+
+/// `GET /infrastructure/backupServers/failoverplans`
+pub async fn list_plans(
+    State(state): State<AppState>,
+    version: Version,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    principal.require_read()?;
+    plans_page(&state, &principal, version, raw, None).await
+}
+
+/// `GET /infrastructure/backupServers/{backupServerUid}/failoverplans`
+pub async fn list_server_plans(
+    State(state): State<AppState>,
+    version: Version,
+    principal: Principal,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    principal.require_read()?;
+    let server = visible_server(&state, &principal, path).await?;
+    plans_page(&state, &principal, version, raw, Some(server)).await
+}
+
+/// `GET /infrastructure/backupServers/failoverplans/{planUid}`
+pub async fn get_plan(
+    State(state): State<AppState>,
+    version: Version,
+    principal: Principal,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    principal.require_read()?;
+    let uid = path_uid("planUid", path)?;
+    let params = QueryParams::parse(raw.as_deref())?;
+    let selection = Selection::parse(params.get("select"), &PLAN_CATALOG, version.0)?;
+    let plan = visible_plan(&state, &principal, uid).await?;
+    envelope::single(&plan, version.0, &selection)
+}
+
+/// `PATCH /infrastructure/backupServers/failoverplans/{planUid}`
+pub async fn patch_plan(
+    State(state): State<AppState>,
+    version: Version,
+    principal: Principal,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    principal.require_write()?;
+    let uid = path_uid("planUid", path)?;
+    let params = QueryParams::parse(raw.as_deref())?;
+    let selection = Selection::parse(params.get("select"), &PLAN_CATALOG, version.0)?;
+    require_json(&headers)?;
+    let operations: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
+    let plan = visible_plan(&state, &principal, uid).await?;
+    let change = patch::plan_change(to_wire(&plan, version.0)?, operations)?;
+    let updated = state
+        .store
+        .update_plan_commands(principal.scope, uid, &change)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Failover plan {uid} was not found.")))?;
+    tracing::info!(plan.uid = %uid, user.name = %principal.name, "failover plan patched");
+    envelope::single(&updated, version.0, &selection)
+}
+
+fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(format!(
+            "The request body must be application/json, not '{}'.",
+            if content_type.is_empty() {
+                "(none)"
+            } else {
+                content_type
+            }
+        )))
+    }
+}
+
+/// What a start asks for, once validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartRequest {
+    pub point_in_time: Option<Timestamp>,
+    pub test: bool,
+}
+
+fn parse_start(params: &QueryParams, now: Timestamp) -> ApiResult<StartRequest> {
+    let point_in_time = match params.get("dateTime") {
+        None | Some("") => None,
+        Some(text) => {
+            let at = Timestamp::parse(text).map_err(|_| {
+                ApiError::bad_parameter(
+                    "dateTime",
+                    format!("'{text}' is not a date (YYYY-MM-DD) or an RFC 3339 date-time."),
+                )
+            })?;
+            if at > now {
+                return Err(ApiError::future_date());
+            }
+            Some(at)
+        }
+    };
+    let test = match params.get("test") {
+        None | Some("") => false,
+        Some(text) if text.eq_ignore_ascii_case("true") => true,
+        Some(text) if text.eq_ignore_ascii_case("false") => false,
+        Some(text) => {
+            return Err(ApiError::bad_parameter(
+                "test",
+                format!("'{text}' is not a boolean; use true or false."),
+            ));
+        }
+    };
+    Ok(StartRequest {
+        point_in_time,
+        test,
+    })
+}
+
+/// The engine that runs sessions is not part of this build: say so, after full validation.
+fn engine_unavailable(what: &str) -> ApiError {
+    ApiError::cannot_now(format!(
+        "Cannot {what} the failover plan: this Standby build does not run failover sessions yet. \
+         The request was valid and nothing was changed."
+    ))
+}
+
+/// `POST /infrastructure/backupServers/failoverplans/{planUid}/start`
+pub async fn start_plan(
+    State(state): State<AppState>,
+    _version: Version,
+    principal: Principal,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    principal.require_write()?;
+    let uid = path_uid("planUid", path)?;
+    let request = parse_start(&QueryParams::parse(raw.as_deref())?, Timestamp::now())?;
+    let plan = visible_plan(&state, &principal, uid).await?;
+    on_request(plan.status, PlanRequest::Start { test: request.test })
+        .map_err(|refused| ApiError::cannot_now(refused.describe()))?;
+    Err(engine_unavailable("start"))
+}
+
+/// `POST /infrastructure/backupServers/failoverplans/{planUid}/undo`
+pub async fn undo_plan(
+    State(state): State<AppState>,
+    _version: Version,
+    principal: Principal,
+    path: PathParam,
+) -> ApiResult<Response> {
+    principal.require_write()?;
+    let uid = path_uid("planUid", path)?;
+    let plan = visible_plan(&state, &principal, uid).await?;
+    on_request(plan.status, PlanRequest::Undo)
+        .map_err(|refused| ApiError::cannot_now(refused.describe()))?;
+    Err(engine_unavailable("undo"))
+}
+
+/// `GET /infrastructure/backupServers/failoverplans/objects`
+pub async fn list_objects(
+    State(state): State<AppState>,
+    version: Version,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    principal.require_read()?;
+    objects_page(&state, &principal, version, raw, None, None).await
+}
+
+/// `GET /infrastructure/backupServers/{backupServerUid}/failoverplans/objects`
+pub async fn list_server_objects(
+    State(state): State<AppState>,
+    version: Version,
+    principal: Principal,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    principal.require_read()?;
+    let server = visible_server(&state, &principal, path).await?;
+    objects_page(&state, &principal, version, raw, Some(server), None).await
+}
+
+/// `GET /infrastructure/backupServers/failoverplans/{planUid}/objects`
+pub async fn list_plan_objects(
+    State(state): State<AppState>,
+    version: Version,
+    principal: Principal,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    principal.require_read()?;
+    let uid = path_uid("planUid", path)?;
+    visible_plan(&state, &principal, uid).await?;
+    objects_page(&state, &principal, version, raw, None, Some(uid)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(raw: &str) -> QueryParams {
+        QueryParams::parse(Some(raw)).unwrap()
+    }
+
+    #[test]
+    fn start_parameters() {
+        let now = Timestamp::parse("2026-11-27T12:00:00Z").unwrap();
+        assert_eq!(
+            parse_start(&params(""), now).unwrap(),
+            StartRequest {
+                point_in_time: None,
+                test: false
+            }
+        );
+        let request = parse_start(&params("dateTime=2026-11-27&test=TRUE"), now).unwrap();
+        assert_eq!(
+            request.point_in_time,
+            Timestamp::parse("2026-11-27T00:00:00Z").ok()
+        );
+        assert!(request.test);
+        assert_eq!(
+            parse_start(&params("dateTime=2026-11-28"), now)
+                .unwrap_err()
+                .error
+                .code,
+            9000
+        );
+        assert_eq!(
+            parse_start(&params("dateTime=2026-11-27T12:00:01Z"), now)
+                .unwrap_err()
+                .error
+                .code,
+            9000
+        );
+        assert!(parse_start(&params("dateTime=2026-11-27T12:00:00Z"), now).is_ok());
+        let error = parse_start(&params("dateTime=tomorrow"), now).unwrap_err();
+        assert_eq!(error.error.parameter_name.as_deref(), Some("dateTime"));
+        let error = parse_start(&params("test=yes"), now).unwrap_err();
+        assert_eq!(error.error.parameter_name.as_deref(), Some("test"));
+    }
+}

@@ -1,0 +1,145 @@
+//! Settings for `standby serve`: flags and `STANDBY_*` environment variables override the TOML
+//! config file, which overrides the defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every flag is also a config-file key (same name, `_` for `-`) and an environment variable.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STANDBY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory holding the SQLite database.
+    #[arg(long, env = "STANDBY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Load the built-in demo fleet when the store is empty.
+    #[arg(long, env = "STANDBY_DEMO")]
+    demo: Option<bool>,
+    /// Import this fleet file at start-up (idempotent).
+    #[arg(long, env = "STANDBY_FLEET")]
+    fleet: Option<PathBuf>,
+    /// TOML config file.
+    #[arg(long, env = "STANDBY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format on standard error.
+    #[arg(long, env = "STANDBY_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Largest `limit` a list accepts (VSPC's MaxPageSize).
+    #[arg(long, env = "STANDBY_MAX_PAGE_SIZE")]
+    max_page_size: Option<u32>,
+    /// How long an X-Request-id is remembered, in seconds (at most 86400).
+    #[arg(long, env = "STANDBY_IDEMPOTENCY_WINDOW_SECONDS")]
+    idempotency_window_seconds: Option<i64>,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "STANDBY_ACCESS_TOKEN_SECONDS")]
+    access_token_seconds: Option<i64>,
+}
+
+/// The config file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    demo: Option<bool>,
+    fleet: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    max_page_size: Option<u32>,
+    idempotency_window_seconds: Option<i64>,
+    access_token_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub demo: bool,
+    pub fleet: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub api: standby_api::ApiSettings,
+    /// From `STANDBY_ADMIN_USER` / `STANDBY_ADMIN_PASSWORD` (environment only: no secrets in files).
+    pub admin: Option<(String, String)>,
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileSettings>(&text)
+                    .with_context(|| format!("in config file {}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let defaults = standby_api::ApiSettings::default();
+        let max_page_size = args
+            .max_page_size
+            .or(file.max_page_size)
+            .unwrap_or(defaults.max_page_size);
+        if max_page_size == 0 || max_page_size > i32::MAX as u32 {
+            bail!("max_page_size must be between 1 and {}", i32::MAX);
+        }
+        let idempotency_window_seconds = args
+            .idempotency_window_seconds
+            .or(file.idempotency_window_seconds)
+            .unwrap_or(defaults.idempotency_window_seconds);
+        if !(1..=86_400).contains(&idempotency_window_seconds) {
+            bail!("idempotency_window_seconds must be between 1 and 86400");
+        }
+        let access_token_seconds = args
+            .access_token_seconds
+            .or(file.access_token_seconds)
+            .unwrap_or(defaults.access_token_seconds);
+        if !(60..=86_400).contains(&access_token_seconds) {
+            bail!("access_token_seconds must be between 60 and 86400");
+        }
+        let admin = match (
+            std::env::var("STANDBY_ADMIN_USER").ok(),
+            std::env::var("STANDBY_ADMIN_PASSWORD").ok(),
+        ) {
+            (Some(user), Some(password)) if !user.is_empty() && !password.is_empty() => {
+                Some((user, password))
+            }
+            (None, None) => None,
+            _ => bail!("set both STANDBY_ADMIN_USER and STANDBY_ADMIN_PASSWORD, or neither"),
+        };
+        Ok(Settings {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1280))),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./standby-data")),
+            demo: args.demo.or(file.demo).unwrap_or(false),
+            fleet: args.fleet.or(file.fleet),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            api: standby_api::ApiSettings {
+                max_page_size,
+                idempotency_window_seconds,
+                access_token_seconds,
+                refresh_token_seconds: defaults.refresh_token_seconds,
+                request_timeout: Duration::from_secs(60),
+            },
+            admin,
+        })
+    }
+}

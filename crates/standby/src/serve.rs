@@ -1,0 +1,108 @@
+//! `standby serve`: open the store, load fleets, make sure an administrator exists, serve.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use standby_fleet::FleetFile;
+use standby_model::Timestamp;
+use standby_store::{SqliteStore, Store};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, Settings};
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Text => subscriber.init(),
+        LogFormat::Json => subscriber.json().init(),
+    }
+
+    let store = SqliteStore::open(&settings.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
+    if let Some(path) = &settings.fleet {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading fleet file {}", path.display()))?;
+        let fleet = FleetFile::parse(&text)
+            .and_then(|f| f.resolve(Timestamp::now()))
+            .with_context(|| format!("in {}", path.display()))?;
+        let summary = store
+            .import_fleet(&fleet)
+            .await
+            .context("importing the fleet file")?;
+        tracing::info!(file = %path.display(), plans = summary.plans, "fleet file imported");
+    }
+    if settings.demo && store.is_empty().await? {
+        let fleet = standby_fleet::demo::demo_fleet(Timestamp::now());
+        store
+            .import_fleet(&fleet)
+            .await
+            .context("loading the demo fleet")?;
+        tracing::info!(
+            plans = fleet.plans.len(),
+            vms = fleet.objects.len(),
+            "demo fleet loaded"
+        );
+    }
+    let store: Arc<dyn Store> = Arc::new(store);
+    let created = standby_api::auth::bootstrap_admin(store.as_ref(), settings.admin.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first administrator: {}", e.error.message))?;
+    if let Some((name, password)) = created {
+        println!(
+            "standby: created portal administrator '{name}' with password {password} (shown once; set STANDBY_ADMIN_USER/STANDBY_ADMIN_PASSWORD to choose)"
+        );
+    }
+
+    let state = standby_api::AppState::new(store.clone(), settings.api.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("preparing the API: {}", e.error.message))?;
+    let purge_store = store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(error) = purge_store.purge_expired(Timestamp::now()).await {
+                tracing::warn!(%error, "purging expired records failed");
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    // Scripts and tests read this line to find a random port.
+    println!("standby: listening on http://{address}");
+    tracing::info!(%address, data_dir = %settings.data_dir.display(), "Standby is serving");
+    axum::serve(listener, standby_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("Standby stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
