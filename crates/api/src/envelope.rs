@@ -24,10 +24,8 @@ pub fn json_response(status: u16, body: &Value) -> Response {
 /// Serialises one resource as the client's version sees it.
 pub fn to_wire<T: Serialize>(item: &T, version: ClientVersion) -> Result<Value, ApiError> {
     let mut value = serde_json::to_value(item).map_err(ApiError::internal)?;
-    if !version.has_last_session() {
-        if let Value::Object(object) = &mut value {
-            object.remove("lastSession");
-        }
+    if let (false, Value::Object(object)) = (version.has_last_session(), &mut value) {
+        object.remove("lastSession");
     }
     Ok(value)
 }

@@ -44,14 +44,15 @@ pub struct ResponseError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
-    pub error: ResponseError,
+    /// Boxed: errors travel in every `Result` of the handlers, which should stay small.
+    pub error: Box<ResponseError>,
 }
 
 impl ApiError {
     fn new(status: u16, error_type: ErrorType, code: i32, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            error: ResponseError {
+            error: Box::new(ResponseError {
                 message: message.into(),
                 error_type,
                 code,
@@ -59,7 +60,7 @@ impl ApiError {
                 property_name: None,
                 failed_json_patch: None,
                 retry_after: None,
-            },
+            }),
         }
     }
 
@@ -165,7 +166,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&ErrorResponse {
-            errors: [&self.error],
+            errors: [&*self.error],
         })
         .unwrap_or_default();
         let mut response = (status, body).into_response();
@@ -173,10 +174,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
-        if let Some(seconds) = self.error.retry_after {
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Some(value) = self
+            .error
+            .retry_after
+            .and_then(|seconds| HeaderValue::from_str(&seconds.to_string()).ok())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

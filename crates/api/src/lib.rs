@@ -17,8 +17,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Router, middleware as axum_middleware};
 use standby_store::Store;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -100,13 +98,8 @@ pub fn router(state: AppState) -> Router {
         .route("/token", post(auth::token))
         .merge(vspc)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(axum_middleware::from_fn(middleware::server_errors_as_520))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::GATEWAY_TIMEOUT,
-            state.settings.request_timeout,
-        ));
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+    let api = middleware::error_layers(api, state.settings.request_timeout);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

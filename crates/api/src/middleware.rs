@@ -166,6 +166,23 @@ pub async fn server_errors_as_520(request: Request, next: Next) -> Response {
     response
 }
 
+/// Wraps a router so that a timeout, a panic or any other 5xx leaves as VSPC's 520. Innermost
+/// first: the timeout and the panic become error responses, which the outermost layer maps.
+pub fn error_layers<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    timeout: std::time::Duration,
+) -> axum::Router<S> {
+    router
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::middleware::from_fn(server_errors_as_520))
+}
+
 /// Used by the panic-catching layer: a panic in a handler becomes a 520.
 pub fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let message = detail
@@ -174,4 +191,55 @@ pub fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> Respon
         .or_else(|| detail.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
     ApiError::internal(format!("handler panicked: {message}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn panics() -> StatusCode {
+        panic!("boom")
+    }
+
+    async fn slow() -> StatusCode {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        StatusCode::OK
+    }
+
+    async fn call(router: Router, path: &str) -> (u16, serde_json::Value) {
+        let response = router
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn panics_and_other_server_errors_leave_as_520_in_the_envelope() {
+        let router = error_layers(
+            Router::new()
+                .route("/panic", get(panics))
+                .route("/slow", get(slow))
+                .route("/502", get(|| async { StatusCode::BAD_GATEWAY })),
+            std::time::Duration::from_millis(50),
+        );
+        for path in ["/panic", "/502", "/slow"] {
+            let (status, body) = call(router.clone(), path).await;
+            assert_eq!(status, 520, "{path}");
+            assert_eq!(body["errors"][0]["type"], "unspecified");
+            assert_eq!(body["errors"][0]["code"], 500);
+            assert!(
+                !body["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("boom"),
+                "internals are not sent"
+            );
+        }
+    }
 }

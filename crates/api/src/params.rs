@@ -79,3 +79,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Version {
         Version::from_headers(&parts.headers)
     }
 }
+
+/// The raw request body; a body over the limit (or one that cannot be read) is refused in the
+/// error envelope rather than with the framework's plain-text rejection.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::too_large(format!(
+                    "The request body is larger than {} bytes.",
+                    crate::middleware::MAX_BODY_BYTES
+                )))
+            }
+            Err(rejection) => Err(ApiError::bad_body(format!(
+                "The request body could not be read: {rejection}."
+            ))),
+        }
+    }
+}

@@ -206,7 +206,7 @@ pub fn plan_change(plan: Value, body: Value) -> Result<CommandChange, ApiError> 
                 .zip(&clean)
                 .rev()
                 .find(|(_, op)| {
-                    !matches!(op, PatchOperation::Test(_)) && op.path().to_string() == target
+                    !matches!(op, PatchOperation::Test(_)) && op.path().as_str() == target
                 })
                 .map(|(raw, _)| raw.clone())
                 .unwrap_or(Value::Null)

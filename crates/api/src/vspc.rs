@@ -1,6 +1,5 @@
 //! The nine "Backup Server Failover Plans" operations of VSPC REST API v3.
 
-use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
@@ -16,7 +15,7 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::envelope::{self, to_wire};
 use crate::error::{ApiError, ApiResult};
-use crate::params::{QueryParams, Version, path_uid};
+use crate::params::{Body, QueryParams, Version, path_uid};
 use crate::patch;
 
 type PathParam = Result<Path<String>, PathRejection>;
@@ -168,7 +167,7 @@ pub async fn patch_plan(
     path: PathParam,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     principal.require_write()?;
     let uid = path_uid("planUid", path)?;

@@ -170,10 +170,10 @@ pub fn demo_file() -> FleetFile {
     // Local plans on the companies' own servers: 6 each (18).
     for (_, short, _, server) in COMPANIES {
         if let Some(server) = server {
-            for tier in 0..6 {
+            for (tier, (tier_name, _)) in TIERS.iter().enumerate().take(6) {
                 plan(
                     &mut rng,
-                    format!("{short} - {}", TIERS[tier].0),
+                    format!("{short} - {tier_name}"),
                     server,
                     "Local",
                     None,
@@ -233,7 +233,7 @@ pub fn demo_fleet(now: Timestamp) -> Fleet {
 /// Earlier runs: most plans stay Ready (some after a drill that was undone), the rest end
 /// Completed, Success (test runs of cloud plans), Failed or UndoFailed.
 fn demo_history(fleet: &Fleet, now: Timestamp) -> Vec<HistoricSession> {
-    let mut rng = Rng(0x4849_5354_4f52_59);
+    let mut rng = Rng(0x0048_4953_544f_5259);
     let mut history = Vec::new();
     for (index, plan) in fleet.plans.iter().enumerate() {
         let cloud = plan.plan_type != PlanType::Local;

@@ -19,14 +19,14 @@ pub enum LogFormat {
 /// Every flag is also a config-file key (same name, `_` for `-`) and an environment variable.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on [default: 127.0.0.1:1280].
     #[arg(long, env = "STANDBY_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Data directory holding the SQLite database.
+    /// Data directory holding the SQLite database [default: ./standby-data].
     #[arg(long, env = "STANDBY_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Load the built-in demo fleet when the store is empty.
-    #[arg(long, env = "STANDBY_DEMO")]
+    /// Load the built-in demo fleet when the store is empty (`--demo`, or `--demo false`).
+    #[arg(long, env = "STANDBY_DEMO", num_args = 0..=1, default_missing_value = "true")]
     demo: Option<bool>,
     /// Import this fleet file at start-up (idempotent).
     #[arg(long, env = "STANDBY_FLEET")]
@@ -34,16 +34,16 @@ pub struct ServeArgs {
     /// TOML config file.
     #[arg(long, env = "STANDBY_CONFIG")]
     config: Option<PathBuf>,
-    /// Log format on standard error.
+    /// Log format on standard error [default: text].
     #[arg(long, env = "STANDBY_LOG_FORMAT")]
     log_format: Option<LogFormat>,
-    /// Largest `limit` a list accepts (VSPC's MaxPageSize).
+    /// Largest `limit` a list accepts (VSPC's MaxPageSize) [default: 500].
     #[arg(long, env = "STANDBY_MAX_PAGE_SIZE")]
     max_page_size: Option<u32>,
-    /// How long an X-Request-id is remembered, in seconds (at most 86400).
+    /// How long an X-Request-id is remembered, in seconds, 1 to 86400 [default: 300].
     #[arg(long, env = "STANDBY_IDEMPOTENCY_WINDOW_SECONDS")]
     idempotency_window_seconds: Option<i64>,
-    /// Access token lifetime in seconds.
+    /// Access token lifetime in seconds, 60 to 86400 [default: 3600].
     #[arg(long, env = "STANDBY_ACCESS_TOKEN_SECONDS")]
     access_token_seconds: Option<i64>,
 }

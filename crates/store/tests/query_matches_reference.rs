@@ -121,23 +121,10 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
                 SessionStatus::Failed,
                 SessionStatus::Warning,
             ]);
-            fleet.history.push(HistoricSession {
-                uid: Uuid::from_u128(rng.next() as u128),
-                plan_uid: plan.uid,
-                kind: SessionKind::Failover,
-                status,
-                message: rng.chance(60).then(|| text(rng)),
-                started_by: "t".into(),
-                requested_point: None,
-                start_time: start,
-                end_time: start.plus_seconds(rng.below(5) as i64 * 600),
-                messages: vec![],
-                vm_sessions: objects
-                    .iter()
-                    .filter_map(|o| rng.chance(70).then_some(o))
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .map(|o| HistoricVmSession {
+            let mut vm_sessions = Vec::new();
+            for o in &objects {
+                if rng.chance(70) {
+                    vm_sessions.push(HistoricVmSession {
                         uid: Uuid::from_u128(rng.next() as u128),
                         object_uid: o.uid,
                         backup_status: *rng.pick(&[
@@ -151,8 +138,21 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
                             .then(|| start.plus_seconds(-(rng.below(4) as i64) * 3600)),
                         start_time: start.plus_seconds(rng.below(3) as i64 * 60),
                         end_time: rng.chance(60).then(|| start.plus_seconds(600)),
-                    })
-                    .collect(),
+                    });
+                }
+            }
+            fleet.history.push(HistoricSession {
+                uid: Uuid::from_u128(rng.next() as u128),
+                plan_uid: plan.uid,
+                kind: SessionKind::Failover,
+                status,
+                message: rng.chance(60).then(|| text(rng)),
+                started_by: "t".into(),
+                requested_point: None,
+                start_time: start,
+                end_time: start.plus_seconds(rng.below(5) as i64 * 600),
+                messages: vec![],
+                vm_sessions,
                 plan_status_after: *rng.pick(&[
                     PlanStatus::Completed,
                     PlanStatus::Failed,

@@ -78,9 +78,9 @@ pub(super) async fn import_fleet(
 ) -> Result<ImportSummary, StoreError> {
     let now = Timestamp::now().ticks();
     let mut tx = pool.begin().await?;
-    let mut summary = ImportSummary::default();
+    let mut sessions_added = 0;
 
-    summary.organizations = insert_rows(
+    let organizations = insert_rows(
         &mut tx,
         "organizations",
         &["uid", "name", "kind"],
@@ -110,7 +110,7 @@ pub(super) async fn import_fleet(
             .collect(),
     )
     .await?;
-    summary.servers = insert_rows(
+    let servers = insert_rows(
         &mut tx,
         "backup_servers",
         &["uid", "name", "organization_uid", "connector"],
@@ -130,7 +130,7 @@ pub(super) async fn import_fleet(
             .collect(),
     )
     .await?;
-    summary.plans = insert_rows(
+    let plans = insert_rows(
         &mut tx,
         "plans",
         &[
@@ -173,7 +173,7 @@ pub(super) async fn import_fleet(
             .collect(),
     )
     .await?;
-    summary.objects = insert_rows(
+    let objects = insert_rows(
         &mut tx,
         "plan_objects",
         &[
@@ -211,7 +211,7 @@ pub(super) async fn import_fleet(
     )
     .execute(&mut *tx)
     .await?;
-    summary.restore_points_added = insert_rows(
+    let restore_points_added = insert_rows(
         &mut tx,
         "restore_points",
         &["uid", "object_uid", "created_at"],
@@ -253,7 +253,7 @@ pub(super) async fn import_fleet(
         if inserted == 0 {
             continue;
         }
-        summary.sessions_added += 1;
+        sessions_added += 1;
         insert_rows(
             &mut tx,
             "session_messages",
@@ -336,5 +336,12 @@ pub(super) async fn import_fleet(
         .await?;
     }
     tx.commit().await?;
-    Ok(summary)
+    Ok(ImportSummary {
+        organizations,
+        servers,
+        plans,
+        objects,
+        restore_points_added,
+        sessions_added,
+    })
 }

@@ -1,0 +1,264 @@
+//! Black-box: the `standby` command line (fleet import, config file, environment).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::json;
+
+const FLEET: &str = r#"
+[[organizations]]
+name = "Acme MSP"
+kind = "provider"
+
+[[organizations]]
+name = "Globex"
+kind = "company"
+tenants = ["globex-cc"]
+
+[[servers]]
+name = "vbr-01"
+organization = "Acme MSP"
+
+[[plans]]
+name = "Globex web"
+server = "vbr-01"
+type = "Tenant"
+tenant = "globex-cc"
+pre_failover_command = "C:\\pre.cmd"
+schedule = { every_hours = 6, days = 2 }
+
+  [[plans.vms]]
+  name = "web2"
+  boot_delay_seconds = 30
+
+  [[plans.vms]]
+  name = "web10"
+  host = "esx-01"
+  folder = "Replicas"
+  path = "vc\\DC\\web10"
+  restore_points = ["2026-11-01T10:00:00Z", "2026-11-02"]
+
+[[plans]]
+name = "Local ops"
+server = "vbr-01"
+type = "Local"
+"#;
+
+fn standby(args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .output()
+        .expect("run standby")
+}
+
+#[tokio::test]
+async fn fleet_import_is_idempotent_and_served() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("fleet.toml");
+    std::fs::write(&file, FLEET).unwrap();
+    let data = temp.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let first = standby(&[
+        "fleet",
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data_arg,
+    ]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("2 plans, 2 VMs"));
+    let second = standby(&[
+        "fleet",
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data_arg,
+    ]);
+    assert!(second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("0 new restore points"),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+
+    let app = TestApp::start(&data, &[]).await;
+    let plans = app.all_plans().await;
+    assert_eq!(plans.len(), 2);
+    let web = plans.iter().find(|p| p["name"] == "Globex web").unwrap();
+    assert_eq!(web["type"], "Tenant");
+    assert!(web["tenantUid"].is_string());
+    assert_eq!(web["objectsCount"], 2);
+    assert_eq!(web["preFailoverCommand"], "C:\\pre.cmd");
+    assert_eq!(web["status"], "Ready");
+    assert!(web["lastSession"].is_null());
+    let local = plans.iter().find(|p| p["name"] == "Local ops").unwrap();
+    assert!(local["tenantUid"].is_null());
+    let (_, objects) = app
+        .get_json(
+            &format!("{PLANS}/{}/objects", web["instanceUid"].as_str().unwrap()),
+            &[],
+        )
+        .await;
+    let vms = objects["data"].as_array().unwrap();
+    assert_eq!(vms.len(), 2);
+    let web10 = vms.iter().find(|vm| vm["name"] == "web10").unwrap();
+    assert_eq!(web10["path"], "vc\\DC\\web10");
+    assert_eq!(web10["hostName"], "esx-01");
+    assert!(vms.iter().all(|vm| vm.get("restoreSession").is_none()));
+    // Natural order puts web2 before web10; ordinal does not.
+    let sort =
+        json!([{"property": "name", "direction": "ascending", "collation": "lexicographic"}])
+            .to_string();
+    let (_, sorted) = app
+        .get_json(
+            &format!("{PLANS}/{}/objects", web["instanceUid"].as_str().unwrap()),
+            &[("sort", &sort)],
+        )
+        .await;
+    assert_eq!(sorted["data"][0]["name"], "web2");
+    let (_, ordinal) = app
+        .get_json(
+            &format!("{PLANS}/{}/objects", web["instanceUid"].as_str().unwrap()),
+            &[],
+        )
+        .await;
+    assert_eq!(ordinal["data"][0]["name"], "web10");
+}
+
+#[test]
+fn bad_fleet_files_fail_with_a_clear_message() {
+    let temp = tempfile::tempdir().unwrap();
+    for (content, expected) in [
+        (
+            FLEET.replace(
+                "server = \"vbr-01\"\ntype = \"Local\"",
+                "server = \"vbr-99\"\ntype = \"Local\"",
+            ),
+            "unknown server 'vbr-99'",
+        ),
+        ("[[plans]\n".to_owned(), "not valid TOML"),
+        (
+            FLEET.replace("kind = \"company\"", "kind = \"customer\""),
+            "kind must be 'provider' or 'company'",
+        ),
+    ] {
+        let file = temp.path().join("bad.toml");
+        std::fs::write(&file, content).unwrap();
+        let output = standby(&[
+            "fleet",
+            "import",
+            file.to_str().unwrap(),
+            "--data-dir",
+            temp.path().join("d").to_str().unwrap(),
+        ]);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let output = standby(&["fleet", "import", "/no/such/file.toml"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/no/such/file.toml"));
+}
+
+#[tokio::test]
+async fn the_demo_prints_as_a_fleet_file_that_imports() {
+    let temp = tempfile::tempdir().unwrap();
+    let demo = standby(&["fleet", "demo"]);
+    assert!(demo.status.success());
+    let file = temp.path().join("demo.toml");
+    std::fs::write(&file, &demo.stdout).unwrap();
+    let imported = standby(&[
+        "fleet",
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        temp.path().join("d").to_str().unwrap(),
+    ]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("40 plans"));
+}
+
+#[tokio::test]
+async fn config_file_settings_apply_and_flags_override_them() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("standby.toml");
+    std::fs::write(&config, "demo = true\nmax_page_size = 50\n").unwrap();
+    let app = TestApp::start(
+        &temp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let (status, body) = app.get_json(PLANS, &[("limit", "51")]).await;
+    assert_error(status, &body, 400, 400, Some("limit"));
+    let (_, body) = app.get_json(PLANS, &[]).await;
+    assert_eq!(
+        body["meta"]["pagingInfo"]["count"], 40,
+        "the demo was loaded from the config file"
+    );
+    drop(app);
+    let app = TestApp::start(
+        &temp.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--max-page-size",
+            "500",
+        ],
+    )
+    .await;
+    let (status, _) = app.get_json(PLANS, &[("limit", "500")]).await;
+    assert_eq!(status, 200);
+
+    std::fs::write(&config, "colour = \"blue\"\n").unwrap();
+    let output = standby(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        temp.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unknown field"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_generated_admin_password_is_printed_once() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            temp.path().to_str().unwrap(),
+        ])
+        .env_remove("STANDBY_ADMIN_USER")
+        .env_remove("STANDBY_ADMIN_PASSWORD")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let first = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.starts_with("standby: created portal administrator 'admin' with password "),
+        "{first}"
+    );
+}

@@ -1,0 +1,180 @@
+//! A `TestApp`: the real `standby` binary started on a random port with a fresh data directory,
+//! and a small HTTP client that speaks to it as a VSPC client would.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const PLANS: &str = "/api/v3/infrastructure/backupServers/failoverplans";
+pub const OBJECTS: &str = "/api/v3/infrastructure/backupServers/failoverplans/objects";
+
+pub struct TestApp {
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub token: String,
+    pub http: reqwest::Client,
+    child: Child,
+    _temp: Option<tempfile::TempDir>,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_standby")
+}
+
+impl TestApp {
+    /// The demo fleet in a fresh data directory.
+    pub async fn demo() -> TestApp {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let path = temp.path().to_path_buf();
+        let mut app = Self::start(&path, &["--demo"]).await;
+        app._temp = Some(temp);
+        app
+    }
+
+    /// Starts the server on `data_dir` with extra flags, logs in as the administrator.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> TestApp {
+        let mut command = Command::new(binary());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("STANDBY_ADMIN_USER", ADMIN)
+            .env("STANDBY_ADMIN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("spawn standby");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("standby: listening on ") {
+                    let _ = sender.send(address.to_owned());
+                }
+            }
+        });
+        let base = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("standby did not start listening");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let mut app = TestApp {
+            base,
+            data_dir: data_dir.to_path_buf(),
+            token: String::new(),
+            http,
+            child,
+            _temp: None,
+        };
+        app.token = app.login(ADMIN, PASSWORD).await["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url("/api/v3/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(response.status(), 200, "login as {user}");
+        response.json().await.expect("token body")
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path)).bearer_auth(&self.token)
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).bearer_auth(&self.token)
+    }
+
+    /// GET with query parameters, returning (status, body).
+    pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
+        send(self.get(path).query(query)).await
+    }
+
+    /// Every plan, in default order.
+    pub async fn all_plans(&self) -> Vec<Value> {
+        let (status, body) = self.get_json(PLANS, &[("limit", "500")]).await;
+        assert_eq!(status, 200);
+        body["data"].as_array().expect("data").clone()
+    }
+
+    pub fn stop(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.data_dir.clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// Asserts a VSPC error envelope with the given status, code and (optionally) parameterName.
+pub fn assert_error(
+    status: u16,
+    body: &Value,
+    expected_status: u16,
+    code: i64,
+    parameter: Option<&str>,
+) {
+    assert_eq!(status, expected_status, "status; body: {body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["code"], code, "code; body: {body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message; body: {body}"
+    );
+    assert!(error["type"].is_string(), "type; body: {body}");
+    if let Some(parameter) = parameter {
+        assert_eq!(
+            error["parameterName"], parameter,
+            "parameterName; body: {body}"
+        );
+    }
+}
