@@ -7,8 +7,8 @@ use axum::response::Response;
 use standby_model::state::{PlanRequest, on_request};
 use standby_model::{FailoverPlan, Timestamp};
 use standby_query::{Catalog, Filter, Paging, Selection, SortOrder};
-use standby_store::ListQuery;
 use standby_store::catalog::{OBJECT_CATALOG, PLAN_CATALOG};
+use standby_store::{ListQuery, Page};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -20,35 +20,57 @@ use crate::patch;
 
 type PathParam = Result<Path<String>, PathRejection>;
 
-fn list_query(
-    state: &AppState,
-    principal: &Principal,
+/// A parsed list request: the store query, the projection, and the client's version.
+struct ListRequest {
+    query: ListQuery,
+    selection: Selection,
     version: Version,
-    params: &QueryParams,
-    catalog: &Catalog,
-) -> ApiResult<(ListQuery, Selection)> {
-    let filter = match params.get("filter") {
-        Some(text) => Filter::parse(text, catalog, version.0)?,
-        None => Filter::And(Vec::new()),
-    };
-    let order = SortOrder::parse(params.get("sort"), catalog, version.0)?;
-    let paging = Paging::parse(
-        params.get("limit"),
-        params.get("offset"),
-        state.settings.max_page_size,
-    )?;
-    let selection = Selection::parse(params.get("select"), catalog, version.0)?;
-    Ok((
-        ListQuery {
+}
+
+impl ListRequest {
+    fn parse(
+        state: &AppState,
+        principal: &Principal,
+        version: Version,
+        raw: Option<String>,
+        catalog: &Catalog,
+    ) -> ApiResult<Self> {
+        let params = QueryParams::parse(raw.as_deref())?;
+        let filter = match params.get("filter") {
+            Some(text) => Filter::parse(text, catalog, version.0)?,
+            None => Filter::And(Vec::new()),
+        };
+        let order = SortOrder::parse(params.get("sort"), catalog, version.0)?;
+        let paging = Paging::parse(
+            params.get("limit"),
+            params.get("offset"),
+            state.settings.max_page_size,
+        )?;
+        let selection = Selection::parse(params.get("select"), catalog, version.0)?;
+        let query = ListQuery {
             scope: principal.scope,
             server: None,
             plan: None,
             filter,
             order,
             paging,
-        },
-        selection,
-    ))
+        };
+        Ok(ListRequest {
+            query,
+            selection,
+            version,
+        })
+    }
+
+    fn respond<T: serde::Serialize>(&self, page: Page<T>) -> ApiResult<Response> {
+        envelope::page(
+            &page.items,
+            page.total,
+            self.query.paging.offset,
+            self.version.0,
+            &self.selection,
+        )
+    }
 }
 
 async fn plans_page(
@@ -58,17 +80,9 @@ async fn plans_page(
     raw: Option<String>,
     server: Option<Uuid>,
 ) -> ApiResult<Response> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let (mut query, selection) = list_query(state, principal, version, &params, &PLAN_CATALOG)?;
-    query.server = server;
-    let page = state.store.list_plans(&query).await?;
-    envelope::page(
-        &page.items,
-        page.total,
-        query.paging.offset,
-        version.0,
-        &selection,
-    )
+    let mut request = ListRequest::parse(state, principal, version, raw, &PLAN_CATALOG)?;
+    request.query.server = server;
+    request.respond(state.store.list_plans(&request.query).await?)
 }
 
 async fn objects_page(
@@ -79,18 +93,10 @@ async fn objects_page(
     server: Option<Uuid>,
     plan: Option<Uuid>,
 ) -> ApiResult<Response> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let (mut query, selection) = list_query(state, principal, version, &params, &OBJECT_CATALOG)?;
-    query.server = server;
-    query.plan = plan;
-    let page = state.store.list_objects(&query).await?;
-    envelope::page(
-        &page.items,
-        page.total,
-        query.paging.offset,
-        version.0,
-        &selection,
-    )
+    let mut request = ListRequest::parse(state, principal, version, raw, &OBJECT_CATALOG)?;
+    request.query.server = server;
+    request.query.plan = plan;
+    request.respond(state.store.list_objects(&request.query).await?)
 }
 
 async fn visible_server(

@@ -11,6 +11,7 @@ use standby_model::{
 
 use crate::file::{FleetFile, OrganizationEntry, PlanEntry, Schedule, ServerEntry, VmEntry};
 use crate::records::*;
+use crate::rng::Rng;
 
 pub const PROVIDER: &str = "Standby Demo MSP";
 /// (company, short name, tenant, own backup server or none)
@@ -46,23 +47,6 @@ const TIERS: [(&str, &[&str]); 8] = [
     ("CRM", &["crm-app", "crm-db"]),
     ("Remote Desktop", &["rdsh", "rdgw", "rdcb"]),
 ];
-
-/// SplitMix64: tiny, and its output never changes with a crate upgrade, so the demo is stable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 /// The demo as a fleet file (also what `standby fleet demo` prints).
 pub fn demo_file() -> FleetFile {

@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod file;
 pub mod records;
+pub mod rng;
 
 pub use file::{FleetError, FleetFile};
 pub use records::*;

@@ -1,13 +1,14 @@
 //! `filter`: a JSON array of `FilterExpression`s (AND-ed), parsed and type-checked against a
 //! catalog into a [`Filter`] tree.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use standby_model::{ClientVersion, Timestamp};
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, Property, ValueType};
 use crate::collate::{Collation, fold};
 use crate::error::QueryError;
+use crate::input::{expressions, field, property};
 
 const PARAMETER: &str = "filter";
 /// Bounds on one filter, so a hostile query cannot build unbounded SQL.
@@ -123,21 +124,7 @@ impl Filter {
         catalog: &Catalog,
         version: ClientVersion,
     ) -> Result<Filter, QueryError> {
-        let json: Value = serde_json::from_str(text).map_err(|e| {
-            QueryError::new(PARAMETER, format!("The filter is not valid JSON: {e}."))
-        })?;
-        let items = match json {
-            Value::Array(items) => items,
-            // Old VAC documents show a bare object; accept it as a list of one.
-            object @ Value::Object(_) => vec![object],
-            Value::Null => Vec::new(),
-            _ => {
-                return Err(QueryError::new(
-                    PARAMETER,
-                    "The filter must be a JSON array of filter expressions.",
-                ));
-            }
-        };
+        let items = expressions(text, PARAMETER)?;
         let mut budget = Budget {
             nodes: 0,
             values: 0,
@@ -158,14 +145,6 @@ impl Filter {
 struct Budget {
     nodes: usize,
     values: usize,
-}
-
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_null())
 }
 
 fn parse_expression(
@@ -255,16 +234,7 @@ fn parse_expression(
             ));
         }
     };
-    let property = catalog.lookup(path, version).ok_or_else(|| {
-        QueryError::new(
-            PARAMETER,
-            format!(
-                "Unknown property '{path}' for {}. Known properties: {}.",
-                catalog.resource,
-                catalog.known_paths(version)
-            ),
-        )
-    })?;
+    let property = property(catalog, path, version, PARAMETER)?;
     if !property.is_queryable() {
         return Err(QueryError::new(
             PARAMETER,

@@ -9,6 +9,7 @@ pub mod collate;
 pub mod error;
 pub mod eval;
 pub mod filter;
+mod input;
 pub mod paging;
 pub mod select;
 pub mod sort;

@@ -5,6 +5,7 @@ use standby_model::ClientVersion;
 
 use crate::catalog::Catalog;
 use crate::error::QueryError;
+use crate::input::{expressions, field, property};
 
 const PARAMETER: &str = "select";
 
@@ -23,27 +24,11 @@ impl Selection {
         let Some(text) = text else {
             return Ok(Selection::default());
         };
-        let json: Value = serde_json::from_str(text).map_err(|e| {
-            QueryError::new(PARAMETER, format!("The select is not valid JSON: {e}."))
-        })?;
-        let items = match json {
-            Value::Array(items) => items,
-            object @ Value::Object(_) => vec![object],
-            Value::Null => Vec::new(),
-            _ => {
-                return Err(QueryError::new(
-                    PARAMETER,
-                    "The select must be a JSON array of select expressions.",
-                ));
-            }
-        };
+        let items = expressions(text, PARAMETER)?;
         let mut paths = Vec::with_capacity(items.len());
         for item in &items {
             let path = match item {
-                Value::Object(object) => object
-                    .iter()
-                    .find(|(key, _)| key.eq_ignore_ascii_case("propertyPath"))
-                    .and_then(|(_, value)| value.as_str()),
+                Value::Object(object) => field(object, "propertyPath").and_then(Value::as_str),
                 _ => None,
             }
             .ok_or_else(|| {
@@ -52,16 +37,7 @@ impl Selection {
                     "Each select expression must be an object with a string 'propertyPath'.",
                 )
             })?;
-            let property = catalog.lookup(path, version).ok_or_else(|| {
-                QueryError::new(
-                    PARAMETER,
-                    format!(
-                        "Unknown property '{path}' for {}. Known properties: {}.",
-                        catalog.resource,
-                        catalog.known_paths(version)
-                    ),
-                )
-            })?;
+            let property = property(catalog, path, version, PARAMETER)?;
             paths.push(property.path.split('.').collect());
         }
         Ok(Selection { paths })

@@ -1,11 +1,12 @@
 //! `sort`: a JSON array of `SortExpression`s, the first one primary.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use standby_model::ClientVersion;
 
 use crate::catalog::{Catalog, Property};
 use crate::collate::Collation;
 use crate::error::QueryError;
+use crate::input::{expressions, field, property};
 
 const PARAMETER: &str = "sort";
 const MAX_KEYS: usize = 16;
@@ -57,32 +58,12 @@ impl SortOrder {
     }
 }
 
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_null())
-}
-
 fn parse_keys(
     text: &str,
     catalog: &Catalog,
     version: ClientVersion,
 ) -> Result<Vec<SortKey>, QueryError> {
-    let json: Value = serde_json::from_str(text)
-        .map_err(|e| QueryError::new(PARAMETER, format!("The sort is not valid JSON: {e}.")))?;
-    let items = match json {
-        Value::Array(items) => items,
-        object @ Value::Object(_) => vec![object],
-        Value::Null => Vec::new(),
-        _ => {
-            return Err(QueryError::new(
-                PARAMETER,
-                "The sort must be a JSON array of sort expressions.",
-            ));
-        }
-    };
+    let items = expressions(text, PARAMETER)?;
     if items.len() > MAX_KEYS {
         return Err(QueryError::new(
             PARAMETER,
@@ -107,16 +88,7 @@ fn parse_keys(
                     ));
                 }
             };
-            let property = catalog.lookup(path, version).ok_or_else(|| {
-                QueryError::new(
-                    PARAMETER,
-                    format!(
-                        "Unknown property '{path}' for {}. Known properties: {}.",
-                        catalog.resource,
-                        catalog.known_paths(version)
-                    ),
-                )
-            })?;
+            let property = property(catalog, path, version, PARAMETER)?;
             if !property.is_queryable() || matches!(property.value_type, crate::ValueType::Object) {
                 return Err(QueryError::new(
                     PARAMETER,

@@ -10,27 +10,8 @@ use standby_store::catalog::{OBJECT_CATALOG, PLAN_CATALOG};
 use standby_store::{ListQuery, Scope, SqliteStore, Store};
 use uuid::Uuid;
 
-/// SplitMix64, so a failing seed reproduces the same fleet and query.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
+/// Seeded (SplitMix64), so a failing seed reproduces the same fleet and query.
+use standby_fleet::rng::Rng;
 
 const WORDS: &[&str] = &[
     "vm2", "VM10", "vm1", "Web", "web", "École", "école", "sql-01", "sql-1", "a b", "Z9", "z10x",
@@ -38,7 +19,7 @@ const WORDS: &[&str] = &[
 ];
 
 fn text(rng: &mut Rng) -> String {
-    let parts = 1 + rng.below(2);
+    let parts = 1 + rng.index(2);
     (0..parts)
         .map(|_| *rng.pick(WORDS))
         .collect::<Vec<_>>()
@@ -76,7 +57,7 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
         ..Fleet::default()
     };
     let base = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
-    for p in 0..(1 + rng.below(14)) {
+    for p in 0..(1 + rng.index(14)) {
         let plan_type = *rng.pick(&[PlanType::Local, PlanType::Cloud, PlanType::Tenant]);
         let plan = PlanRecord {
             uid: Uuid::from_u128(rng.next() as u128),
@@ -97,7 +78,7 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
             },
         };
         let mut objects = Vec::new();
-        for o in 0..rng.below(5) {
+        for o in 0..rng.index(5) {
             objects.push(ObjectRecord {
                 uid: Uuid::from_u128(rng.next() as u128),
                 plan_uid: plan.uid,
@@ -115,7 +96,7 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
             });
         }
         if rng.chance(60) {
-            let start = base.plus_seconds(rng.below(10) as i64 * 3600);
+            let start = base.plus_seconds(rng.index(10) as i64 * 3600);
             let status = *rng.pick(&[
                 SessionStatus::Success,
                 SessionStatus::Failed,
@@ -135,8 +116,8 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
                         restore_point_uid: rng.chance(70).then(|| Uuid::from_u128(p as u128 + 500)),
                         restore_point_time: rng
                             .chance(70)
-                            .then(|| start.plus_seconds(-(rng.below(4) as i64) * 3600)),
-                        start_time: start.plus_seconds(rng.below(3) as i64 * 60),
+                            .then(|| start.plus_seconds(-(rng.index(4) as i64) * 3600)),
+                        start_time: start.plus_seconds(rng.index(3) as i64 * 60),
                         end_time: rng.chance(60).then(|| start.plus_seconds(600)),
                     });
                 }
@@ -150,7 +131,7 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
                 started_by: "t".into(),
                 requested_point: None,
                 start_time: start,
-                end_time: start.plus_seconds(rng.below(5) as i64 * 600),
+                end_time: start.plus_seconds(rng.index(5) as i64 * 600),
                 messages: vec![],
                 vm_sessions,
                 plan_status_after: *rng.pick(&[
@@ -185,8 +166,8 @@ fn value_for(rng: &mut Rng, path: &str, items: &[Value]) -> Value {
             (Value::String(s), Text) if rng.chance(40) && !s.is_empty() => {
                 // A fragment, or a case variant, to exercise contains and ignorecase.
                 let chars: Vec<char> = s.chars().collect();
-                let from = rng.below(chars.len());
-                let fragment: String = chars[from..].iter().take(1 + rng.below(3)).collect();
+                let from = rng.index(chars.len());
+                let fragment: String = chars[from..].iter().take(1 + rng.index(3)).collect();
                 Value::String(if rng.chance(50) {
                     fragment.to_uppercase()
                 } else {
@@ -208,12 +189,12 @@ fn value_for(rng: &mut Rng, path: &str, items: &[Value]) -> Value {
                 literal.to_owned()
             })
         }
-        Int => json!(rng.below(6)),
+        Int => json!(rng.index(6)),
         Bool => json!(rng.chance(50)),
         DateTime => Value::String(
             Timestamp::parse("2026-11-01T00:00:00Z")
                 .unwrap()
-                .plus_seconds(rng.below(12) as i64 * 3600)
+                .plus_seconds(rng.index(12) as i64 * 3600)
                 .to_wire(),
         ),
         Object | Array => Value::Null,
@@ -228,7 +209,7 @@ fn random_filter(
 ) -> Value {
     if depth < 3 && rng.chance(35) {
         let operation = *rng.pick(&["and", "or", "not", "exclusiveOr"]);
-        let children: Vec<Value> = (0..rng.below(4))
+        let children: Vec<Value> = (0..rng.index(4))
             .map(|_| random_filter(rng, catalog, items, depth + 1))
             .collect();
         return json!({"operation": operation, "items": children});
@@ -258,7 +239,7 @@ fn random_filter(
     ]);
     let value = if matches!(operation, "in" | "subset" | "superset") {
         Value::Array(
-            (0..rng.below(4))
+            (0..rng.index(4))
                 .map(|_| value_for(rng, property.path, items))
                 .collect(),
         )
@@ -283,7 +264,7 @@ fn random_sort(rng: &mut Rng, catalog: &standby_query::Catalog) -> Value {
         })
         .collect();
     Value::Array(
-        (0..rng.below(3))
+        (0..rng.index(3))
             .map(|_| {
                 json!({
                     "property": rng.pick(&sortable).path,
@@ -337,7 +318,7 @@ async fn check(seed: u64) -> Result<usize, TestCaseError> {
             (&OBJECT_CATALOG, &objects)
         };
         let filter_json = Value::Array(
-            (0..rng.below(3))
+            (0..rng.index(3))
                 .map(|_| random_filter(&mut rng, catalog, items, 0))
                 .collect(),
         );
@@ -346,8 +327,8 @@ async fn check(seed: u64) -> Result<usize, TestCaseError> {
             continue; // a type-incorrect random value: the parser's job, tested elsewhere
         };
         let order = SortOrder::parse(Some(&sort_json.to_string()), catalog, version).unwrap();
-        let offset = rng.below(3) as u32;
-        let limit = 1 + rng.below(20) as u32;
+        let offset = rng.index(3) as u32;
+        let limit = 1 + rng.index(20) as u32;
         let query = ListQuery {
             scope: Scope::All,
             server: None,
