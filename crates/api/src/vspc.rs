@@ -2,13 +2,12 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use standby_model::state::{PlanRequest, on_request};
-use standby_model::{FailoverPlan, Timestamp};
+use standby_model::{FailoverPlan, SessionKind, Timestamp};
 use standby_query::{Catalog, Filter, Paging, Selection, SortOrder};
 use standby_store::catalog::{OBJECT_CATALOG, PLAN_CATALOG};
-use standby_store::{ListQuery, Page};
+use standby_store::{ListQuery, NewAsyncAction, NewSession, Page};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -260,12 +259,70 @@ fn parse_start(params: &QueryParams, now: Timestamp) -> ApiResult<StartRequest> 
     })
 }
 
-/// The engine that runs sessions is not part of this build: say so, after full validation.
-fn engine_unavailable(what: &str) -> ApiError {
-    ApiError::cannot_now(format!(
-        "Cannot {what} the failover plan: this Standby build does not run failover sessions yet. \
-         The request was valid and nothing was changed."
-    ))
+/// Queues a session for a plan and answers as VSPC does: 200 `EmptyResponse` with a `Location`
+/// header naming the async action (whose id is the `X-Request-id` when one was sent).
+async fn queue_session(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    plan: Uuid,
+    kind: SessionKind,
+    requested_point: Option<Timestamp>,
+    params: &QueryParams,
+) -> ApiResult<Response> {
+    // The async action is named after the operation that created it, as VSPC names them.
+    let action_name = match kind {
+        SessionKind::Undo => "UndoBackupFailoverPlan",
+        SessionKind::Failover | SessionKind::Test => "StartBackupFailoverPlan",
+    };
+    let action = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+        .unwrap_or_else(Uuid::now_v7);
+    let result = serde_json::json!({"data": {}, "errors": []}).to_string();
+    let session = NewSession {
+        uid: Uuid::now_v7(),
+        plan_uid: plan,
+        kind,
+        requested_point,
+        started_by: principal.name.clone(),
+        action: NewAsyncAction {
+            uid: action,
+            initiator_uid: principal.user_uid,
+            action_name: action_name.to_owned(),
+            query_parameters: params.grouped(),
+            result,
+        },
+    };
+    match state
+        .store
+        .begin_session(principal.scope, &session, Timestamp::now())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(ApiError::not_found(format!(
+                "Failover plan {plan} was not found."
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    if let Some(engine) = &state.engine {
+        engine.notify();
+    }
+    tracing::info!(plan.uid = %plan, session.uid = %session.uid, action.id = %action, kind = kind.as_str(), user.name = %principal.name, "session queued");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost:1280");
+    let mut response = envelope::empty();
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("http://{host}/api/v3/asyncActions/{action}"))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 /// `POST /infrastructure/backupServers/failoverplans/{planUid}/start`
@@ -275,14 +332,27 @@ pub async fn start_plan(
     principal: Principal,
     path: PathParam,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     principal.require_write()?;
     let uid = path_uid("planUid", path)?;
-    let request = parse_start(&QueryParams::parse(raw.as_deref())?, Timestamp::now())?;
-    let plan = visible_plan(&state, &principal, uid).await?;
-    on_request(plan.status, PlanRequest::Start { test: request.test })
-        .map_err(|refused| ApiError::cannot_now(refused.describe()))?;
-    Err(engine_unavailable("start"))
+    let params = QueryParams::parse(raw.as_deref())?;
+    let request = parse_start(&params, Timestamp::now())?;
+    let kind = if request.test {
+        SessionKind::Test
+    } else {
+        SessionKind::Failover
+    };
+    queue_session(
+        &state,
+        &principal,
+        &headers,
+        uid,
+        kind,
+        request.point_in_time,
+        &params,
+    )
+    .await
 }
 
 /// `POST /infrastructure/backupServers/failoverplans/{planUid}/undo`
@@ -291,13 +361,22 @@ pub async fn undo_plan(
     _version: Version,
     principal: Principal,
     path: PathParam,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     principal.require_write()?;
     let uid = path_uid("planUid", path)?;
-    let plan = visible_plan(&state, &principal, uid).await?;
-    on_request(plan.status, PlanRequest::Undo)
-        .map_err(|refused| ApiError::cannot_now(refused.describe()))?;
-    Err(engine_unavailable("undo"))
+    let params = QueryParams::parse(raw.as_deref())?;
+    queue_session(
+        &state,
+        &principal,
+        &headers,
+        uid,
+        SessionKind::Undo,
+        None,
+        &params,
+    )
+    .await
 }
 
 /// `GET /infrastructure/backupServers/failoverplans/objects`

@@ -64,6 +64,7 @@ pub fn demo_file() -> FleetFile {
             organization: PROVIDER.into(),
             uid: None,
             connector: "sim".into(),
+            sim_faults: Vec::new(),
         })
         .collect();
     for (company, _, tenant, server) in COMPANIES {
@@ -79,6 +80,7 @@ pub fn demo_file() -> FleetFile {
                 organization: company.into(),
                 uid: None,
                 connector: "sim".into(),
+                sim_faults: Vec::new(),
             });
         }
     }
@@ -115,12 +117,13 @@ pub fn demo_file() -> FleetFile {
                     host,
                     folder: "Replicas".into(),
                     boot_delay_seconds: if i == 0 {
-                        60
+                        5
                     } else {
-                        [0, 0, 10, 30][rng.below(4) as usize]
+                        [0, 0, 0, 5][rng.below(4) as usize]
                     },
                     restore_points: None,
                     schedule: None,
+                    sim_fault: None,
                 }
             })
             .collect();

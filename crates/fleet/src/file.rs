@@ -54,7 +54,14 @@ pub struct ServerEntry {
     pub uid: Option<Uuid>,
     #[serde(default = "default_connector")]
     pub connector: String,
+    /// Faults the `sim` connector injects for this server: `offline`, `script-fails`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sim_faults: Vec<String>,
 }
+
+/// Faults the `sim` connector knows, by target.
+pub const SERVER_FAULTS: [&str; 2] = ["offline", "script-fails"];
+pub const VM_FAULTS: [&str; 2] = ["boot-fails", "slow"];
 
 fn default_connector() -> String {
     "sim".into()
@@ -100,6 +107,9 @@ pub struct VmEntry {
     /// Explicit restore points (RFC 3339 or YYYY-MM-DD).
     pub restore_points: Option<Vec<String>>,
     pub schedule: Option<Schedule>,
+    /// A fault the `sim` connector injects for this VM: `boot-fails` or `slow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_fault: Option<String>,
 }
 
 /// Restore points every `every_hours` over the last `days` days, on a grid anchored at
@@ -182,6 +192,17 @@ impl FleetFile {
                     entry.name, entry.organization
                 ));
             };
+            if let Some(fault) = entry
+                .sim_faults
+                .iter()
+                .find(|f| !SERVER_FAULTS.contains(&f.as_str()))
+            {
+                return invalid(format!(
+                    "server '{}': unknown sim fault '{fault}' (use {})",
+                    entry.name,
+                    SERVER_FAULTS.join(", ")
+                ));
+            }
             if entry.connector != "sim" {
                 return invalid(format!(
                     "server '{}': unknown connector '{}' (supported: sim)",
@@ -199,6 +220,7 @@ impl FleetFile {
                 name: entry.name.clone(),
                 organization_uid,
                 connector: entry.connector.clone(),
+                sim_faults: entry.sim_faults.clone(),
             });
         }
 
@@ -301,7 +323,19 @@ impl FleetFile {
                     path: vm.path.clone().unwrap_or_else(|| vm.name.clone()),
                     boot_order: order as u32,
                     boot_delay_seconds: vm.boot_delay_seconds,
+                    sim_faults: vm.sim_fault.iter().cloned().collect(),
                 });
+                if let Some(fault) = vm
+                    .sim_fault
+                    .as_ref()
+                    .filter(|f| !VM_FAULTS.contains(&f.as_str()))
+                {
+                    return invalid(format!(
+                        "VM '{}': unknown sim fault '{fault}' (use {})",
+                        vm.name,
+                        VM_FAULTS.join(", ")
+                    ));
+                }
                 let context = format!("VM '{}' of plan '{}'", vm.name, entry.name);
                 let times = match (
                     &vm.restore_points,

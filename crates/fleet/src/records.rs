@@ -58,6 +58,8 @@ pub struct ServerRecord {
     pub organization_uid: Uuid,
     /// The connector that drives this server's hypervisor (`sim` for now).
     pub connector: String,
+    /// Faults the `sim` connector injects (see `file::SERVER_FAULTS`).
+    pub sim_faults: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +88,8 @@ pub struct ObjectRecord {
     pub boot_order: u32,
     /// Seconds to wait after this VM starts before the next one boots.
     pub boot_delay_seconds: u32,
+    /// Faults the `sim` connector injects (see `file::VM_FAULTS`).
+    pub sim_faults: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

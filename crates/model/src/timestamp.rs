@@ -59,6 +59,14 @@ impl Timestamp {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
+    pub fn plus_millis(self, millis: i64) -> Self {
+        Self {
+            ticks: self
+                .ticks
+                .saturating_add(millis.saturating_mul(TICKS_PER_SECOND / 1000)),
+        }
+    }
+
     pub fn plus_seconds(self, seconds: i64) -> Self {
         Self {
             ticks: self

@@ -46,6 +46,18 @@ pub struct ServeArgs {
     /// Access token lifetime in seconds, 60 to 86400 [default: 3600].
     #[arg(long, env = "STANDBY_ACCESS_TOKEN_SECONDS")]
     access_token_seconds: Option<i64>,
+    /// Sessions this process runs at once [default: 4].
+    #[arg(long, env = "STANDBY_WORKERS")]
+    workers: Option<usize>,
+    /// VMs of one plan booting at once [default: 10].
+    #[arg(long, env = "STANDBY_MAX_PARALLEL_BOOTS")]
+    max_parallel_boots: Option<usize>,
+    /// Seconds between undo batches of 5 VMs [default: 10].
+    #[arg(long, env = "STANDBY_UNDO_BATCH_INTERVAL_SECONDS")]
+    undo_batch_interval_seconds: Option<u64>,
+    /// The sim connector's boot time per VM in milliseconds, `MIN-MAX` [default: 2000-6000].
+    #[arg(long, env = "STANDBY_SIM_BOOT_MS")]
+    sim_boot_ms: Option<String>,
 }
 
 /// The config file's keys.
@@ -60,6 +72,10 @@ struct FileSettings {
     max_page_size: Option<u32>,
     idempotency_window_seconds: Option<i64>,
     access_token_seconds: Option<i64>,
+    workers: Option<usize>,
+    max_parallel_boots: Option<usize>,
+    undo_batch_interval_seconds: Option<u64>,
+    sim_boot_ms: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +86,8 @@ pub struct Settings {
     pub fleet: Option<PathBuf>,
     pub log_format: LogFormat,
     pub api: standby_api::ApiSettings,
+    pub engine: standby_engine::EngineSettings,
+    pub sim: standby_engine::sim::SimSettings,
     /// From `STANDBY_ADMIN_USER` / `STANDBY_ADMIN_PASSWORD` (environment only: no secrets in files).
     pub admin: Option<(String, String)>,
 }
@@ -117,7 +135,38 @@ impl Settings {
             (None, None) => None,
             _ => bail!("set both STANDBY_ADMIN_USER and STANDBY_ADMIN_PASSWORD, or neither"),
         };
+        let engine_defaults = standby_engine::EngineSettings::default();
+        let workers = args
+            .workers
+            .or(file.workers)
+            .unwrap_or(engine_defaults.workers);
+        let max_parallel_boots = args
+            .max_parallel_boots
+            .or(file.max_parallel_boots)
+            .unwrap_or(engine_defaults.max_parallel_boots);
+        if !(1..=64).contains(&workers) || !(1..=1000).contains(&max_parallel_boots) {
+            bail!("workers must be 1 to 64 and max_parallel_boots 1 to 1000");
+        }
+        let undo_interval = args
+            .undo_batch_interval_seconds
+            .or(file.undo_batch_interval_seconds)
+            .map_or(engine_defaults.undo_batch_interval, Duration::from_secs);
+        let boot_ms = match args.sim_boot_ms.or(file.sim_boot_ms) {
+            None => standby_engine::sim::SimSettings::default().boot_ms,
+            Some(text) => parse_range(&text)
+                .with_context(|| format!("sim_boot_ms '{text}' is not MIN-MAX in milliseconds"))?,
+        };
         Ok(Settings {
+            engine: standby_engine::EngineSettings {
+                workers,
+                max_parallel_boots,
+                undo_batch_interval: undo_interval,
+                ..engine_defaults
+            },
+            sim: standby_engine::sim::SimSettings {
+                boot_ms,
+                ..Default::default()
+            },
             listen: args
                 .listen
                 .or(file.listen)
@@ -138,8 +187,19 @@ impl Settings {
                 access_token_seconds,
                 refresh_token_seconds: defaults.refresh_token_seconds,
                 request_timeout: Duration::from_secs(60),
+                action_retention_seconds: engine_defaults.success_retention.as_secs(),
             },
             admin,
         })
     }
+}
+
+/// `MIN-MAX` (or a single number) in milliseconds.
+fn parse_range(text: &str) -> anyhow::Result<(u64, u64)> {
+    let (low, high) = text.split_once('-').unwrap_or((text, text));
+    let (low, high): (u64, u64) = (low.trim().parse()?, high.trim().parse()?);
+    if low > high || high > 3_600_000 {
+        bail!("MIN must not exceed MAX, and MAX is at most 3600000");
+    }
+    Ok((low, high))
 }

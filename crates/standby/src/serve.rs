@@ -58,7 +58,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
 
-    let state = standby_api::AppState::new(store.clone(), settings.api.clone())
+    // SQLite serves one node, so jobs a previous process held can be resumed at once.
+    let engine = standby_engine::Engine::start(
+        store.clone(),
+        settings.engine.clone(),
+        settings.sim.clone(),
+        true,
+    )
+    .await
+    .context("starting the engine")?;
+    let state = standby_api::AppState::new(store.clone(), settings.api.clone(), Some(engine))
         .await
         .map_err(|e| anyhow::anyhow!("preparing the API: {}", e.error.message))?;
     let purge_store = store.clone();

@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 
 async fn plan_with_status(app: &TestApp, status: &str) -> String {
     app.all_plans()
@@ -60,33 +59,4 @@ async fn refused_transitions_are_409_naming_the_status() {
             "{body}"
         );
     }
-}
-
-#[tokio::test]
-async fn valid_requests_say_that_sessions_are_not_run_yet() {
-    // Until the engine lands, an acceptable start or undo is refused honestly, never faked.
-    let app = TestApp::demo().await;
-    let ready = plan_with_status(&app, "Ready").await;
-    let (status, body) = send(
-        app.post(&format!("{PLANS}/{ready}/start"))
-            .query(&[("dateTime", "2026-01-01"), ("test", "true")]),
-    )
-    .await;
-    assert_error(status, &body, 409, 1000, None);
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not run failover sessions yet")
-    );
-    let completed = plan_with_status(&app, "Completed").await;
-    let (status, body) = send(app.post(&format!("{PLANS}/{completed}/undo"))).await;
-    assert_error(status, &body, 409, 1000, None);
-    let plans: Vec<Value> = app.all_plans().await;
-    assert!(
-        plans
-            .iter()
-            .all(|p| p["status"] != "InProgress" && p["status"] != "InUndoProgress"),
-        "nothing started"
-    );
 }

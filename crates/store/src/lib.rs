@@ -3,6 +3,7 @@
 
 pub mod catalog;
 mod keys;
+pub mod sessions;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use standby_model::{FailoverPlan, PlanObject, Role, Timestamp, TransitionRefused
 use standby_query::{Filter, Paging, SortOrder};
 use uuid::Uuid;
 
+pub use sessions::*;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -209,4 +211,114 @@ pub trait Store: Send + Sync + 'static {
     async fn release_request(&self, request_id: Uuid) -> Result<(), StoreError>;
     /// Deletes expired idempotency records and tokens; returns how many rows went.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    // --- Sessions and the job queue -------------------------------------------------------
+
+    /// Accepts a start or undo: the plan moves to its running status (or the state machine's
+    /// refusal comes back as `StoreError::Refused`), and the session, its async action and its
+    /// job are written in one transaction. `false`: the plan is not visible in `scope`.
+    async fn begin_session(
+        &self,
+        scope: Scope,
+        session: &NewSession,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Claims the oldest ready job, leasing it to `worker` until `lease_until`.
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Job>, StoreError>;
+    /// Extends a held lease; `false` if the worker no longer holds the job.
+    async fn extend_lease(
+        &self,
+        job: Uuid,
+        worker: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Puts running jobs back in the queue: those whose lease ended before `expired_before`, or
+    /// all of them (`None`, at start-up of a single-node store, where no other worker exists).
+    async fn requeue_jobs(
+        &self,
+        expired_before: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+    async fn session_work(&self, session: Uuid) -> Result<Option<SessionWork>, StoreError>;
+    /// The newest restore point of a VM, at or before an instant if one is given.
+    async fn newest_restore_point(
+        &self,
+        object: Uuid,
+        at_or_before: Option<Timestamp>,
+    ) -> Result<Option<(Uuid, Timestamp)>, StoreError>;
+    /// Records that a VM's step started (before the connector is called); idempotent.
+    async fn record_vm_start(
+        &self,
+        session: Uuid,
+        object: Uuid,
+        step: &VmStep,
+    ) -> Result<(), StoreError>;
+    /// Ends a VM's step with its log line, atomically; a second call for the same step does nothing.
+    async fn record_vm_end(
+        &self,
+        session: Uuid,
+        step: Uuid,
+        status: standby_model::BackupStatus,
+        end: Timestamp,
+        message: &standby_model::SessionMessage,
+    ) -> Result<(), StoreError>;
+    async fn append_session_message(
+        &self,
+        session: Uuid,
+        message: &standby_model::SessionMessage,
+    ) -> Result<(), StoreError>;
+    /// Ends a session: its status, the plan's status, its async action, its job; one transaction.
+    async fn finish_session(
+        &self,
+        session: Uuid,
+        end: &SessionEnd,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Asks a running session to stop; `false` if it has already finished.
+    async fn request_cancel(&self, session: Uuid) -> Result<bool, StoreError>;
+    async fn cancel_requested(&self, session: Uuid) -> Result<bool, StoreError>;
+
+    // --- Async actions ---------------------------------------------------------------------
+
+    async fn list_actions(
+        &self,
+        initiator: Option<Uuid>,
+        now: Timestamp,
+    ) -> Result<Vec<AsyncActionRecord>, StoreError>;
+    async fn get_action(
+        &self,
+        uid: Uuid,
+        now: Timestamp,
+    ) -> Result<Option<AsyncActionRecord>, StoreError>;
+    /// Drops a finished action's result; `false` if it is still running or unknown.
+    async fn forget_action(&self, uid: Uuid, now: Timestamp) -> Result<bool, StoreError>;
+
+    // --- The simulated hypervisor (the `sim` connector keeps its state here) ---------------
+
+    async fn sim_begin(
+        &self,
+        operation: &str,
+        object: Option<Uuid>,
+        kind: &str,
+        now: Timestamp,
+    ) -> Result<SimOperation, StoreError>;
+    /// Records an operation's outcome and, if it succeeded, its change to a replica; atomically.
+    async fn sim_finish(
+        &self,
+        operation: &str,
+        ok: bool,
+        message: &str,
+        change: Option<ReplicaChange>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    async fn sim_replica_state(&self, object: Uuid) -> Result<Option<String>, StoreError>;
+    async fn sim_faults(&self, target: Uuid) -> Result<Vec<String>, StoreError>;
+    async fn set_sim_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError>;
+    /// Executions per operation id.
+    async fn sim_executions(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError>;
 }

@@ -48,6 +48,7 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
             name: format!("s{i}"),
             organization_uid: if i == 0 { provider.uid } else { company.uid },
             connector: "sim".into(),
+            sim_faults: vec![],
         })
         .collect();
     let mut fleet = Fleet {
@@ -93,6 +94,7 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
                 path: text(rng),
                 boot_order: o as u32,
                 boot_delay_seconds: 0,
+                sim_faults: vec![],
             });
         }
         if rng.chance(60) {

@@ -44,7 +44,15 @@ impl TestApp {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args(extra)
+            .args(extra);
+        // Fast simulated hypervisor unless a test chooses its own timings.
+        if !extra.contains(&"--sim-boot-ms") {
+            command.args(["--sim-boot-ms", "20-60"]);
+        }
+        if !extra.contains(&"--undo-batch-interval-seconds") {
+            command.args(["--undo-batch-interval-seconds", "0"]);
+        }
+        command
             .env("STANDBY_ADMIN_USER", ADMIN)
             .env("STANDBY_ADMIN_PASSWORD", PASSWORD)
             .env("RUST_LOG", "warn")
@@ -127,6 +135,62 @@ impl TestApp {
         let (status, body) = self.get_json(PLANS, &[("limit", "500")]).await;
         assert_eq!(status, 200);
         body["data"].as_array().expect("data").clone()
+    }
+
+    /// A fleet file in a fresh data directory.
+    pub async fn with_fleet(fleet: &str, extra: &[&str]) -> TestApp {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let file = temp.path().join("fleet.toml");
+        std::fs::write(&file, fleet).expect("write fleet");
+        let data = temp.path().join("data");
+        let mut args = vec!["--fleet", file.to_str().expect("path")];
+        args.extend_from_slice(extra);
+        let mut app = Self::start(&data, &args).await;
+        app._temp = Some(temp);
+        app
+    }
+
+    pub async fn plan_named(&self, name: &str) -> Value {
+        self.all_plans()
+            .await
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no plan named {name}"))
+    }
+
+    pub async fn plan(&self, uid: &str) -> Value {
+        let (status, body) = self.get_json(&format!("{PLANS}/{uid}"), &[]).await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].clone()
+    }
+
+    /// Polls a plan until its status is one of `statuses`.
+    pub async fn wait_for(&self, uid: &str, statuses: &[&str]) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let plan = self.plan(uid).await;
+            if statuses.iter().any(|s| plan["status"] == *s) {
+                return plan;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "plan {uid} stuck in {}",
+                plan["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn objects_of(&self, uid: &str) -> Vec<Value> {
+        let (_, body) = self
+            .get_json(&format!("{PLANS}/{uid}/objects"), &[("limit", "500")])
+            .await;
+        body["data"].as_array().expect("objects").clone()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn stop(mut self) -> PathBuf {

@@ -211,6 +211,48 @@ pub(super) async fn import_fleet(
     )
     .execute(&mut *tx)
     .await?;
+    // The fleet's servers and VMs get exactly the sim faults it declares.
+    let targets: Vec<String> = fleet
+        .servers
+        .iter()
+        .map(|s| s.uid)
+        .chain(fleet.objects.iter().map(|o| o.uid))
+        .map(uid_text)
+        .collect();
+    for chunk in targets.chunks(CHUNK_ROWS) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM sim_faults WHERE target_uid IN ({})",
+            placeholders.join(", ")
+        );
+        let mut arguments = SqliteArguments::default();
+        for target in chunk {
+            bind(&mut arguments, Value::Text(target.clone()))?;
+        }
+        sqlx::query_with(AssertSqlSafe(sql), arguments)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let faults = fleet
+        .servers
+        .iter()
+        .flat_map(|s| s.sim_faults.iter().map(move |f| (s.uid, f)))
+        .chain(
+            fleet
+                .objects
+                .iter()
+                .flat_map(|o| o.sim_faults.iter().map(move |f| (o.uid, f))),
+        )
+        .map(|(target, fault)| vec![Value::Text(uid_text(target)), Value::Text(fault.clone())])
+        .collect();
+    insert_rows(
+        &mut tx,
+        "sim_faults",
+        &["target_uid", "fault"],
+        "ON CONFLICT DO NOTHING",
+        faults,
+    )
+    .await?;
     let restore_points_added = insert_rows(
         &mut tx,
         "restore_points",

@@ -2,6 +2,7 @@
 //! open. SQL here is kept portable (`$n` placeholders, ON CONFLICT, RETURNING) for PostgreSQL.
 
 mod auth;
+mod engine;
 mod idempotency;
 mod import;
 mod plans;
@@ -227,5 +228,154 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(requests.rows_affected() + tokens.rows_affected())
+    }
+
+    async fn begin_session(
+        &self,
+        scope: Scope,
+        session: &NewSession,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        engine::begin_session(&self.pool, scope, session, now).await
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Job>, StoreError> {
+        engine::claim_job(&self.pool, worker, now, lease_until).await
+    }
+
+    async fn extend_lease(
+        &self,
+        job: Uuid,
+        worker: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        engine::extend_lease(&self.pool, job, worker, lease_until).await
+    }
+
+    async fn requeue_jobs(
+        &self,
+        expired_before: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        engine::requeue_jobs(&self.pool, expired_before, now).await
+    }
+
+    async fn session_work(&self, session: Uuid) -> Result<Option<SessionWork>, StoreError> {
+        engine::session_work(&self.pool, session).await
+    }
+
+    async fn newest_restore_point(
+        &self,
+        object: Uuid,
+        at_or_before: Option<Timestamp>,
+    ) -> Result<Option<(Uuid, Timestamp)>, StoreError> {
+        engine::newest_restore_point(&self.pool, object, at_or_before).await
+    }
+
+    async fn record_vm_start(
+        &self,
+        session: Uuid,
+        object: Uuid,
+        step: &VmStep,
+    ) -> Result<(), StoreError> {
+        engine::record_vm_start(&self.pool, session, object, step).await
+    }
+
+    async fn record_vm_end(
+        &self,
+        session: Uuid,
+        step: Uuid,
+        status: standby_model::BackupStatus,
+        end: Timestamp,
+        message: &standby_model::SessionMessage,
+    ) -> Result<(), StoreError> {
+        engine::record_vm_end(&self.pool, session, step, status, end, message).await
+    }
+
+    async fn append_session_message(
+        &self,
+        session: Uuid,
+        message: &standby_model::SessionMessage,
+    ) -> Result<(), StoreError> {
+        engine::append_message(&self.pool, session, message).await
+    }
+
+    async fn finish_session(
+        &self,
+        session: Uuid,
+        end: &SessionEnd,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        engine::finish_session(&self.pool, session, end, now).await
+    }
+
+    async fn request_cancel(&self, session: Uuid) -> Result<bool, StoreError> {
+        engine::request_cancel(&self.pool, session).await
+    }
+
+    async fn cancel_requested(&self, session: Uuid) -> Result<bool, StoreError> {
+        engine::cancel_requested(&self.pool, session).await
+    }
+
+    async fn list_actions(
+        &self,
+        initiator: Option<Uuid>,
+        now: Timestamp,
+    ) -> Result<Vec<AsyncActionRecord>, StoreError> {
+        engine::list_actions(&self.pool, initiator, now).await
+    }
+
+    async fn get_action(
+        &self,
+        uid: Uuid,
+        now: Timestamp,
+    ) -> Result<Option<AsyncActionRecord>, StoreError> {
+        engine::get_action(&self.pool, uid, now).await
+    }
+
+    async fn forget_action(&self, uid: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+        engine::forget_action(&self.pool, uid, now).await
+    }
+
+    async fn sim_begin(
+        &self,
+        operation: &str,
+        object: Option<Uuid>,
+        kind: &str,
+        now: Timestamp,
+    ) -> Result<SimOperation, StoreError> {
+        engine::sim_begin(&self.pool, operation, object, kind, now).await
+    }
+
+    async fn sim_finish(
+        &self,
+        operation: &str,
+        ok: bool,
+        message: &str,
+        change: Option<ReplicaChange>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        engine::sim_finish(&self.pool, operation, ok, message, change, now).await
+    }
+
+    async fn sim_replica_state(&self, object: Uuid) -> Result<Option<String>, StoreError> {
+        engine::sim_replica_state(&self.pool, object).await
+    }
+
+    async fn sim_faults(&self, target: Uuid) -> Result<Vec<String>, StoreError> {
+        engine::sim_faults(&self.pool, target).await
+    }
+
+    async fn set_sim_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError> {
+        engine::set_sim_fault(&self.pool, target, fault, on).await
+    }
+
+    async fn sim_executions(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        engine::sim_executions(&self.pool).await
     }
 }

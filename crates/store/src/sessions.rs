@@ -1,0 +1,119 @@
+//! What the engine reads and writes through the store: sessions being started and run, the job
+//! queue, async actions, and the simulated hypervisor's ledger.
+
+use std::collections::BTreeMap;
+
+use standby_model::{BackupStatus, PlanStatus, SessionKind, Timestamp};
+use uuid::Uuid;
+
+/// A start or undo, accepted: created with its session, async action and job in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub uid: Uuid,
+    pub plan_uid: Uuid,
+    pub kind: SessionKind,
+    pub requested_point: Option<Timestamp>,
+    pub started_by: String,
+    pub action: NewAsyncAction,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAsyncAction {
+    pub uid: Uuid,
+    pub initiator_uid: Uuid,
+    /// The operationId that created it (`StartBackupFailoverPlan`, `UndoBackupFailoverPlan`).
+    pub action_name: String,
+    pub query_parameters: BTreeMap<String, Vec<String>>,
+    /// The body the synchronous call answered, served by `/asyncActions/{id}/result`.
+    pub result: String,
+}
+
+/// A claimed job: a worker holds it until `lease_until` unless it extends the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub uid: Uuid,
+    pub session_uid: Uuid,
+    /// How many times a worker has claimed it (more than one: a resume after a crash).
+    pub attempts: i64,
+}
+
+/// Everything a worker needs to run (or resume) one session.
+#[derive(Debug, Clone)]
+pub struct SessionWork {
+    pub session_uid: Uuid,
+    pub plan_uid: Uuid,
+    pub kind: SessionKind,
+    pub requested_point: Option<Timestamp>,
+    pub start_time: Timestamp,
+    pub cancel_requested: bool,
+    pub backup_server_uid: Uuid,
+    pub connector: String,
+    pub pre_failover_command: String,
+    pub post_failover_command: String,
+    /// In boot order.
+    pub vms: Vec<VmWork>,
+    /// Titles of the session's log lines so far (a resumed session does not repeat a step).
+    pub message_titles: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VmWork {
+    pub object_uid: Uuid,
+    pub name: String,
+    pub boot_delay_seconds: u32,
+    /// This VM's step in this session, if it was started.
+    pub step: Option<VmStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmStep {
+    pub uid: Uuid,
+    pub status: BackupStatus,
+    pub restore_point_uid: Option<Uuid>,
+    pub restore_point_time: Option<Timestamp>,
+    pub start_time: Timestamp,
+}
+
+/// A session's end as the engine decided it.
+#[derive(Debug, Clone)]
+pub struct SessionEnd {
+    pub plan_status: PlanStatus,
+    pub session_status: standby_model::SessionStatus,
+    pub message: Option<String>,
+    /// `succeed`, `failed` or `canceled`.
+    pub action_status: &'static str,
+    pub action_expires_at: Timestamp,
+}
+
+/// What a successful sim operation does to a VM's replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaChange {
+    /// The replica runs from a restore point: failed over, or booted for a test.
+    Running { vm: Uuid, test: bool, point: Uuid },
+    /// The replica is off again; the VM is back in production.
+    Reverted { vm: Uuid },
+}
+
+/// What the simulated hypervisor knows of an operation id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimOperation {
+    /// First call: executions is now 1; carry it out.
+    Started,
+    /// Started before (by a process that died): finish it, it is not executed again.
+    InFlight { started_at: Timestamp },
+    /// Finished: the stored outcome is the answer.
+    Done { ok: bool, message: String },
+}
+
+/// An async action as `/asyncActions` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncActionRecord {
+    pub uid: Uuid,
+    pub initiator_uid: Uuid,
+    pub action_name: String,
+    pub status: String,
+    pub request_body: Option<String>,
+    pub query_parameters: BTreeMap<String, Vec<String>>,
+    pub session_uid: Option<Uuid>,
+    pub result: Option<String>,
+}

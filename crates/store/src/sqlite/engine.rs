@@ -1,0 +1,642 @@
+//! Sessions, the job queue, async actions and the simulated hypervisor's ledger on SQLite.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+use sqlx::sqlite::SqlitePool;
+use standby_model::state::{PlanRequest, on_request};
+use standby_model::{
+    BackupStatus, PlanStatus, SessionKind, SessionMessage, SessionStatus, Timestamp, WireEnum,
+};
+use uuid::Uuid;
+
+use super::{parse_enum, parse_uid, ts, uid_text};
+use crate::keys::text_keys;
+use crate::sessions::*;
+use crate::{Scope, StoreError};
+
+fn request_of(kind: SessionKind) -> PlanRequest {
+    match kind {
+        SessionKind::Failover => PlanRequest::Start { test: false },
+        SessionKind::Test => PlanRequest::Start { test: true },
+        SessionKind::Undo => PlanRequest::Undo,
+    }
+}
+
+/// Moves the plan to its running status and queues the session, or says why not. `Ok(false)`:
+/// the plan is not visible in `scope`.
+pub(super) async fn begin_session(
+    pool: &SqlitePool,
+    scope: Scope,
+    new: &NewSession,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let Some(plan) = super::plans::get_plan(pool, scope, new.plan_uid).await? else {
+        return Ok(false);
+    };
+    let request = request_of(new.kind);
+    let allowed: Vec<&str> = PlanStatus::ALL
+        .iter()
+        .filter(|s| on_request(**s, request).is_ok())
+        .map(|s| s.as_str())
+        .collect();
+    let target = match on_request(plan.status, request) {
+        Ok(target) => target,
+        Err(refused) => return Err(StoreError::Refused(refused)),
+    };
+    let mut tx = pool.begin().await?;
+    // The status test and the write are one statement: of two concurrent starts, one wins.
+    let placeholders: Vec<String> = (0..allowed.len()).map(|i| format!("${}", i + 5)).collect();
+    let sql = format!(
+        "UPDATE plans SET status = $1, last_session_uid = $2, updated_at = $3 WHERE uid = $4 AND status IN ({})",
+        placeholders.join(", ")
+    );
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(target.as_str())
+        .bind(uid_text(new.uid))
+        .bind(now.ticks())
+        .bind(uid_text(new.plan_uid));
+    for status in &allowed {
+        update = update.bind(*status);
+    }
+    if update.execute(&mut *tx).await?.rows_affected() == 0 {
+        tx.rollback().await?;
+        let status = super::plans::get_plan(pool, scope, new.plan_uid)
+            .await?
+            .map_or(plan.status, |p| p.status);
+        return Err(match on_request(status, request) {
+            Err(refused) => StoreError::Refused(refused),
+            Ok(_) => StoreError::Conflict(
+                "The failover plan changed while the request was handled; try again.".into(),
+            ),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO sessions (uid, plan_uid, kind, status, started_by, requested_point, start_time, phase, action_uid) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8)",
+    )
+    .bind(uid_text(new.uid))
+    .bind(uid_text(new.plan_uid))
+    .bind(new.kind.as_str())
+    .bind(SessionStatus::None.as_str())
+    .bind(&new.started_by)
+    .bind(new.requested_point.map(|p| p.ticks()))
+    .bind(now.ticks())
+    .bind(uid_text(new.action.uid))
+    .execute(&mut *tx)
+    .await?;
+    let parameters =
+        serde_json::to_string(&new.action.query_parameters).unwrap_or_else(|_| "{}".into());
+    sqlx::query(
+        "INSERT INTO async_actions (uid, initiator_uid, action_name, status, query_parameters, session_uid, result, created_at) \
+         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7)",
+    )
+    .bind(uid_text(new.action.uid))
+    .bind(uid_text(new.action.initiator_uid))
+    .bind(&new.action.action_name)
+    .bind(parameters)
+    .bind(uid_text(new.uid))
+    .bind(&new.action.result)
+    .bind(now.ticks())
+    .execute(&mut *tx)
+    .await
+    .map_err(|error| match error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            StoreError::Conflict(format!("The async action {} already exists; send a new X-Request-id.", new.action.uid))
+        }
+        other => StoreError::Database(other),
+    })?;
+    sqlx::query(
+        "INSERT INTO jobs (uid, kind, session_uid, state, run_at, created_at, updated_at) VALUES ($1, 'session', $2, 'ready', $3, $3, $3)",
+    )
+    .bind(uid_text(Uuid::now_v7()))
+    .bind(uid_text(new.uid))
+    .bind(now.ticks())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn claim_job(
+    pool: &SqlitePool,
+    worker: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Option<Job>, StoreError> {
+    let row = sqlx::query(
+        "UPDATE jobs SET state = 'running', locked_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+         WHERE uid = (SELECT uid FROM jobs WHERE state = 'ready' AND run_at <= $3 ORDER BY run_at, uid LIMIT 1) \
+         RETURNING uid, session_uid, attempts",
+    )
+    .bind(worker)
+    .bind(lease_until.ticks())
+    .bind(now.ticks())
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let job = Job {
+        uid: parse_uid("jobs", "uid", &row.try_get::<String, _>(0)?)?,
+        session_uid: parse_uid("jobs", "session_uid", &row.try_get::<String, _>(1)?)?,
+        attempts: row.try_get(2)?,
+    };
+    sqlx::query("UPDATE sessions SET phase = 'running' WHERE uid = $1 AND phase = 'queued'")
+        .bind(uid_text(job.session_uid))
+        .execute(pool)
+        .await?;
+    Ok(Some(job))
+}
+
+pub(super) async fn extend_lease(
+    pool: &SqlitePool,
+    job: Uuid,
+    worker: &str,
+    lease_until: Timestamp,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE jobs SET lease_until = $1 WHERE uid = $2 AND locked_by = $3 AND state = 'running'",
+    )
+    .bind(lease_until.ticks())
+    .bind(uid_text(job))
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Puts running jobs whose lease ran out (or, with `None`, every running job) back in the queue.
+pub(super) async fn requeue_jobs(
+    pool: &SqlitePool,
+    expired_before: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE jobs SET state = 'ready', locked_by = NULL, lease_until = NULL, updated_at = $1 \
+         WHERE state = 'running' AND ($2 IS NULL OR lease_until < $2)",
+    )
+    .bind(now.ticks())
+    .bind(expired_before.map(|t| t.ticks()))
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected())
+}
+
+pub(super) async fn session_work(
+    pool: &SqlitePool,
+    session: Uuid,
+) -> Result<Option<SessionWork>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT s.plan_uid, s.kind, s.requested_point, s.start_time, s.cancel_requested, p.backup_server_uid, bs.connector, \
+                p.pre_failover_command, p.post_failover_command \
+         FROM sessions s JOIN plans p ON p.uid = s.plan_uid JOIN backup_servers bs ON bs.uid = p.backup_server_uid \
+         WHERE s.uid = $1",
+    )
+    .bind(uid_text(session))
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let kind_text: String = row.try_get(1)?;
+    let kind = SessionKind::parse(&kind_text).ok_or(StoreError::Corrupt {
+        table: "sessions",
+        column: "kind",
+        value: kind_text,
+    })?;
+    let plan_uid = parse_uid("sessions", "plan_uid", &row.try_get::<String, _>(0)?)?;
+    let vm_rows = sqlx::query(
+        "SELECT o.uid, o.name, o.boot_delay_seconds, v.uid, v.backup_status, v.restore_point_uid, v.restore_point_time, v.start_time \
+         FROM plan_objects o LEFT JOIN vm_sessions v ON v.object_uid = o.uid AND v.session_uid = $1 \
+         WHERE o.plan_uid = $2 ORDER BY o.boot_order, o.uid",
+    )
+    .bind(uid_text(session))
+    .bind(uid_text(plan_uid))
+    .fetch_all(pool)
+    .await?;
+    let mut vms = Vec::with_capacity(vm_rows.len());
+    for vm in vm_rows {
+        let step_uid: Option<String> = vm.try_get(3)?;
+        let step = match step_uid {
+            None => None,
+            Some(uid) => {
+                let point: Option<String> = vm.try_get(5)?;
+                Some(VmStep {
+                    uid: parse_uid("vm_sessions", "uid", &uid)?,
+                    status: parse_enum::<BackupStatus>(
+                        "vm_sessions",
+                        "backup_status",
+                        &vm.try_get::<String, _>(4)?,
+                    )?,
+                    restore_point_uid: point
+                        .as_deref()
+                        .map(|p| parse_uid("vm_sessions", "restore_point_uid", p))
+                        .transpose()?,
+                    restore_point_time: ts(vm.try_get(6)?),
+                    start_time: Timestamp::from_ticks(vm.try_get(7)?),
+                })
+            }
+        };
+        let delay: i64 = vm.try_get(2)?;
+        vms.push(VmWork {
+            object_uid: parse_uid("plan_objects", "uid", &vm.try_get::<String, _>(0)?)?,
+            name: vm.try_get(1)?,
+            boot_delay_seconds: u32::try_from(delay).unwrap_or(0),
+            step,
+        });
+    }
+    let titles: Vec<(String,)> =
+        sqlx::query_as("SELECT title FROM session_messages WHERE session_uid = $1 ORDER BY seq")
+            .bind(uid_text(session))
+            .fetch_all(pool)
+            .await?;
+    Ok(Some(SessionWork {
+        session_uid: session,
+        plan_uid,
+        kind,
+        requested_point: ts(row.try_get(2)?),
+        start_time: Timestamp::from_ticks(row.try_get(3)?),
+        cancel_requested: row.try_get(4)?,
+        backup_server_uid: parse_uid("plans", "backup_server_uid", &row.try_get::<String, _>(5)?)?,
+        connector: row.try_get(6)?,
+        pre_failover_command: row.try_get(7)?,
+        post_failover_command: row.try_get(8)?,
+        vms,
+        message_titles: titles.into_iter().map(|(t,)| t).collect(),
+    }))
+}
+
+pub(super) async fn newest_restore_point(
+    pool: &SqlitePool,
+    object: Uuid,
+    at_or_before: Option<Timestamp>,
+) -> Result<Option<(Uuid, Timestamp)>, StoreError> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT uid, created_at FROM restore_points WHERE object_uid = $1 AND ($2 IS NULL OR created_at <= $2) \
+         ORDER BY created_at DESC, uid DESC LIMIT 1",
+    )
+    .bind(uid_text(object))
+    .bind(at_or_before.map(|t| t.ticks()))
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(uid, at)| {
+        Ok((
+            parse_uid("restore_points", "uid", &uid)?,
+            Timestamp::from_ticks(at),
+        ))
+    })
+    .transpose()
+}
+
+pub(super) async fn record_vm_start(
+    pool: &SqlitePool,
+    session: Uuid,
+    object: Uuid,
+    step: &VmStep,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO vm_sessions (uid, session_uid, object_uid, backup_status, restore_point_uid, restore_point_time, start_time) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (uid) DO NOTHING",
+    )
+    .bind(uid_text(step.uid))
+    .bind(uid_text(session))
+    .bind(uid_text(object))
+    .bind(step.status.as_str())
+    .bind(step.restore_point_uid.map(uid_text))
+    .bind(step.restore_point_time.map(|t| t.ticks()))
+    .bind(step.start_time.ticks())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE plan_objects SET restore_session_uid = $1 WHERE uid = $2")
+        .bind(uid_text(step.uid))
+        .bind(uid_text(object))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends a VM's step and writes its log line in one transaction, so a crash keeps both or neither.
+pub(super) async fn record_vm_end(
+    pool: &SqlitePool,
+    session: Uuid,
+    step: Uuid,
+    status: BackupStatus,
+    end: Timestamp,
+    message: &SessionMessage,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query("UPDATE vm_sessions SET backup_status = $1, end_time = $2 WHERE uid = $3 AND end_time IS NULL")
+        .bind(status.as_str())
+        .bind(end.ticks())
+        .bind(uid_text(step))
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() == 1 {
+        insert_message(&mut tx, session, message).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_message(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    session: Uuid,
+    message: &SessionMessage,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO session_messages (session_uid, seq, title, description, severity, start_time, end_time) \
+         VALUES ($1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM session_messages WHERE session_uid = $1), $2, $3, $4, $5, $6)",
+    )
+    .bind(uid_text(session))
+    .bind(&message.title)
+    .bind(&message.description)
+    .bind(message.severity.as_str())
+    .bind(message.start_time.map(|t| t.ticks()))
+    .bind(message.end_time.map(|t| t.ticks()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn append_message(
+    pool: &SqlitePool,
+    session: Uuid,
+    message: &SessionMessage,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    insert_message(&mut tx, session, message).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn finish_session(
+    pool: &SqlitePool,
+    session: Uuid,
+    end: &SessionEnd,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let message = end.message.as_deref().map(text_keys);
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE sessions SET phase = 'finished', status = $1, message = $2, message_ci = $3, message_nat = $4, end_time = $5 \
+         WHERE uid = $6 AND phase <> 'finished'",
+    )
+    .bind(end.session_status.as_str())
+    .bind(message.as_ref().map(|m| m.0.clone()))
+    .bind(message.as_ref().map(|m| m.1.clone()))
+    .bind(message.as_ref().map(|m| m.2.clone()))
+    .bind(now.ticks())
+    .bind(uid_text(session))
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE plans SET status = $1, updated_at = $2 \
+             WHERE uid = (SELECT plan_uid FROM sessions WHERE uid = $3) AND status IN ('InProgress', 'InUndoProgress')",
+        )
+        .bind(end.plan_status.as_str())
+        .bind(now.ticks())
+        .bind(uid_text(session))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE async_actions SET status = $1, finished_at = $2, expires_at = $3 WHERE session_uid = $4 AND status = 'running'")
+            .bind(end.action_status)
+            .bind(now.ticks())
+            .bind(end.action_expires_at.ticks())
+            .bind(uid_text(session))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, lease_until = NULL, updated_at = $1 WHERE session_uid = $2")
+        .bind(now.ticks())
+        .bind(uid_text(session))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn request_cancel(pool: &SqlitePool, session: Uuid) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE sessions SET cancel_requested = 1 WHERE uid = $1 AND phase <> 'finished'",
+    )
+    .bind(uid_text(session))
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub(super) async fn cancel_requested(pool: &SqlitePool, session: Uuid) -> Result<bool, StoreError> {
+    let row: Option<(bool,)> =
+        sqlx::query_as("SELECT cancel_requested FROM sessions WHERE uid = $1")
+            .bind(uid_text(session))
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some_and(|(flag,)| flag))
+}
+
+pub(super) async fn sim_begin(
+    pool: &SqlitePool,
+    operation: &str,
+    object: Option<Uuid>,
+    kind: &str,
+    now: Timestamp,
+) -> Result<SimOperation, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO sim_operations (operation_id, object_uid, kind, executions, started_at) VALUES ($1, $2, $3, 1, $4) \
+         ON CONFLICT (operation_id) DO NOTHING",
+    )
+    .bind(operation)
+    .bind(object.map(uid_text))
+    .bind(kind)
+    .bind(now.ticks())
+    .execute(pool)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(SimOperation::Started);
+    }
+    let row: (Option<String>, Option<String>, i64) = sqlx::query_as(
+        "SELECT outcome, message, started_at FROM sim_operations WHERE operation_id = $1",
+    )
+    .bind(operation)
+    .fetch_one(pool)
+    .await?;
+    Ok(match row {
+        (Some(outcome), message, _) => SimOperation::Done {
+            ok: outcome == "ok",
+            message: message.unwrap_or_default(),
+        },
+        (None, _, started) => SimOperation::InFlight {
+            started_at: Timestamp::from_ticks(started),
+        },
+    })
+}
+
+/// Records an operation's outcome and its change to a replica in one transaction.
+pub(super) async fn sim_finish(
+    pool: &SqlitePool,
+    operation: &str,
+    ok: bool,
+    message: &str,
+    change: Option<ReplicaChange>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE sim_operations SET outcome = $1, message = $2, finished_at = $3 WHERE operation_id = $4")
+        .bind(if ok { "ok" } else { "failed" })
+        .bind(message)
+        .bind(now.ticks())
+        .bind(operation)
+        .execute(&mut *tx)
+        .await?;
+    match change {
+        Some(ReplicaChange::Running { vm, test, point }) => {
+            sqlx::query(
+                "INSERT INTO sim_replicas (object_uid, state, restore_point_uid, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (object_uid) DO UPDATE SET state = excluded.state, restore_point_uid = excluded.restore_point_uid, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(uid_text(vm))
+            .bind(if test { "test" } else { "failover" })
+            .bind(uid_text(point))
+            .bind(now.ticks())
+            .execute(&mut *tx)
+            .await?;
+        }
+        Some(ReplicaChange::Reverted { vm }) => {
+            sqlx::query("DELETE FROM sim_replicas WHERE object_uid = $1")
+                .bind(uid_text(vm))
+                .execute(&mut *tx)
+                .await?;
+        }
+        None => {}
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn sim_replica_state(
+    pool: &SqlitePool,
+    object: Uuid,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT state FROM sim_replicas WHERE object_uid = $1")
+            .bind(uid_text(object))
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(state,)| state))
+}
+
+pub(super) async fn sim_faults(pool: &SqlitePool, target: Uuid) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT fault FROM sim_faults WHERE target_uid = $1")
+        .bind(uid_text(target))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|(fault,)| fault).collect())
+}
+
+pub(super) async fn set_sim_fault(
+    pool: &SqlitePool,
+    target: Uuid,
+    fault: &str,
+    on: bool,
+) -> Result<(), StoreError> {
+    let sql = if on {
+        "INSERT INTO sim_faults (target_uid, fault) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM sim_faults WHERE target_uid = $1 AND fault = $2"
+    };
+    sqlx::query(sql)
+        .bind(uid_text(target))
+        .bind(fault)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn sim_executions(pool: &SqlitePool) -> Result<BTreeMap<String, i64>, StoreError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT operation_id, executions FROM sim_operations")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+const ACTION_COLUMNS: &str =
+    "uid, initiator_uid, action_name, status, request_body, query_parameters, session_uid, result";
+
+fn action_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AsyncActionRecord, StoreError> {
+    let parameters: Option<String> = row.try_get(5)?;
+    let session: Option<String> = row.try_get(6)?;
+    Ok(AsyncActionRecord {
+        uid: parse_uid("async_actions", "uid", &row.try_get::<String, _>(0)?)?,
+        initiator_uid: parse_uid(
+            "async_actions",
+            "initiator_uid",
+            &row.try_get::<String, _>(1)?,
+        )?,
+        action_name: row.try_get(2)?,
+        status: row.try_get(3)?,
+        request_body: row.try_get(4)?,
+        query_parameters: parameters
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
+        session_uid: session
+            .as_deref()
+            .map(|s| parse_uid("async_actions", "session_uid", s))
+            .transpose()?,
+        result: row.try_get(7)?,
+    })
+}
+
+/// Live actions (running, or finished and not yet expired), oldest first; `None`: everyone's.
+pub(super) async fn list_actions(
+    pool: &SqlitePool,
+    initiator: Option<Uuid>,
+    now: Timestamp,
+) -> Result<Vec<AsyncActionRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ACTION_COLUMNS} FROM async_actions WHERE ($1 IS NULL OR initiator_uid = $1) \
+         AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at, uid"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(initiator.map(uid_text))
+        .bind(now.ticks())
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(action_from_row).collect()
+}
+
+pub(super) async fn get_action(
+    pool: &SqlitePool,
+    uid: Uuid,
+    now: Timestamp,
+) -> Result<Option<AsyncActionRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ACTION_COLUMNS} FROM async_actions WHERE uid = $1 AND (expires_at IS NULL OR expires_at > $2)"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(uid_text(uid))
+        .bind(now.ticks())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(action_from_row).transpose()
+}
+
+pub(super) async fn forget_action(
+    pool: &SqlitePool,
+    uid: Uuid,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE async_actions SET expires_at = $1 WHERE uid = $2 AND status <> 'running'",
+    )
+    .bind(now.ticks())
+    .bind(uid_text(uid))
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
