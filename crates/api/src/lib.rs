@@ -5,6 +5,7 @@ pub mod actions;
 pub mod auth;
 pub mod envelope;
 pub mod error;
+pub mod extensions;
 pub mod health;
 pub mod middleware;
 pub mod params;
@@ -116,9 +117,27 @@ pub fn router(state: AppState) -> Router {
             "/asyncActions/{actionId}/result",
             get(actions::result).delete(actions::forget),
         );
+    let extensions = Router::new()
+        .route(
+            "/extensions/failoverplans/objects/{objectUid}/restorePoints",
+            get(extensions::restore_points),
+        )
+        .route(
+            "/extensions/failoverplans/{planUid}/preview",
+            get(extensions::preview),
+        )
+        .route(
+            "/extensions/failoverplans/{planUid}/sessions",
+            get(extensions::sessions),
+        )
+        .route(
+            "/extensions/sim/faults",
+            axum::routing::put(extensions::sim_fault),
+        );
     let api = Router::new()
         .route("/token", post(auth::token))
         .merge(actions)
+        .merge(extensions)
         .merge(vspc)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });

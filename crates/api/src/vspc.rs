@@ -192,7 +192,7 @@ pub async fn patch_plan(
     envelope::single(&updated, version.0, &selection)
 }
 
-fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn require_json(headers: &HeaderMap) -> ApiResult<()> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -226,9 +226,13 @@ pub struct StartRequest {
     pub test: bool,
 }
 
-fn parse_start(params: &QueryParams, now: Timestamp) -> ApiResult<StartRequest> {
-    let point_in_time = match params.get("dateTime") {
-        None | Some("") => None,
+/// `dateTime`: a date (00:00 UTC) or an RFC 3339 instant, not in the future.
+pub(crate) fn parse_point_in_time(
+    params: &QueryParams,
+    now: Timestamp,
+) -> ApiResult<Option<Timestamp>> {
+    match params.get("dateTime") {
+        None | Some("") => Ok(None),
         Some(text) => {
             let at = Timestamp::parse(text).map_err(|_| {
                 ApiError::bad_parameter(
@@ -239,9 +243,13 @@ fn parse_start(params: &QueryParams, now: Timestamp) -> ApiResult<StartRequest> 
             if at > now {
                 return Err(ApiError::future_date());
             }
-            Some(at)
+            Ok(Some(at))
         }
-    };
+    }
+}
+
+fn parse_start(params: &QueryParams, now: Timestamp) -> ApiResult<StartRequest> {
+    let point_in_time = parse_point_in_time(params, now)?;
     let test = match params.get("test") {
         None | Some("") => false,
         Some(text) if text.eq_ignore_ascii_case("true") => true,

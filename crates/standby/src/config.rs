@@ -58,6 +58,12 @@ pub struct ServeArgs {
     /// The sim connector's boot time per VM in milliseconds, `MIN-MAX` [default: 2000-6000].
     #[arg(long, env = "STANDBY_SIM_BOOT_MS")]
     sim_boot_ms: Option<String>,
+    /// How long a successful async action stays readable, in seconds [default: 300].
+    #[arg(long, env = "STANDBY_ACTION_SUCCESS_RETENTION_SECONDS")]
+    action_success_retention_seconds: Option<u64>,
+    /// How long a failed or cancelled async action stays readable, in seconds [default: 3600].
+    #[arg(long, env = "STANDBY_ACTION_FAILURE_RETENTION_SECONDS")]
+    action_failure_retention_seconds: Option<u64>,
 }
 
 /// The config file's keys.
@@ -76,6 +82,8 @@ struct FileSettings {
     max_parallel_boots: Option<usize>,
     undo_batch_interval_seconds: Option<u64>,
     sim_boot_ms: Option<String>,
+    action_success_retention_seconds: Option<u64>,
+    action_failure_retention_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,11 +164,21 @@ impl Settings {
             Some(text) => parse_range(&text)
                 .with_context(|| format!("sim_boot_ms '{text}' is not MIN-MAX in milliseconds"))?,
         };
+        let success_retention = args
+            .action_success_retention_seconds
+            .or(file.action_success_retention_seconds)
+            .map_or(engine_defaults.success_retention, Duration::from_secs);
+        let failure_retention = args
+            .action_failure_retention_seconds
+            .or(file.action_failure_retention_seconds)
+            .map_or(engine_defaults.failure_retention, Duration::from_secs);
         Ok(Settings {
             engine: standby_engine::EngineSettings {
                 workers,
                 max_parallel_boots,
                 undo_batch_interval: undo_interval,
+                success_retention,
+                failure_retention,
                 ..engine_defaults
             },
             sim: standby_engine::sim::SimSettings {
@@ -187,7 +205,7 @@ impl Settings {
                 access_token_seconds,
                 refresh_token_seconds: defaults.refresh_token_seconds,
                 request_timeout: Duration::from_secs(60),
-                action_retention_seconds: engine_defaults.success_retention.as_secs(),
+                action_retention_seconds: success_retention.as_secs(),
             },
             admin,
         })

@@ -283,6 +283,25 @@ pub trait Store: Send + Sync + 'static {
     async fn request_cancel(&self, session: Uuid) -> Result<bool, StoreError>;
     async fn cancel_requested(&self, session: Uuid) -> Result<bool, StoreError>;
 
+    // --- Extensions ------------------------------------------------------------------------
+
+    /// The plan an object (VM) belongs to.
+    async fn object_plan(&self, object: Uuid) -> Result<Option<Uuid>, StoreError>;
+    /// A VM's restore points, newest first.
+    async fn restore_points(
+        &self,
+        object: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<RestorePointView>, StoreError>;
+    /// A plan's sessions, newest first, with each VM's result.
+    async fn session_history(
+        &self,
+        plan: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<SessionHistory>, StoreError>;
+
     // --- Async actions ---------------------------------------------------------------------
 
     async fn list_actions(

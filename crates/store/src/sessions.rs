@@ -117,3 +117,36 @@ pub struct AsyncActionRecord {
     pub session_uid: Option<Uuid>,
     pub result: Option<String>,
 }
+
+/// One restore point of a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePointView {
+    pub uid: Uuid,
+    pub object_uid: Uuid,
+    pub created_at: Timestamp,
+}
+
+/// A past (or running) session of a plan, with each VM's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionHistory {
+    pub uid: Uuid,
+    pub kind: SessionKind,
+    pub status: standby_model::SessionStatus,
+    pub message: Option<String>,
+    pub started_by: String,
+    pub requested_point: Option<Timestamp>,
+    pub start_time: Timestamp,
+    pub end_time: Option<Timestamp>,
+    pub vms: Vec<VmHistory>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmHistory {
+    pub object_uid: Uuid,
+    pub name: String,
+    pub backup_status: BackupStatus,
+    pub restore_point_uid: Option<Uuid>,
+    pub restore_point_time: Option<Timestamp>,
+    pub start_time: Timestamp,
+    pub end_time: Option<Timestamp>,
+}

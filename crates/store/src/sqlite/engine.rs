@@ -640,3 +640,130 @@ pub(super) async fn forget_action(
     .await?;
     Ok(updated.rows_affected() == 1)
 }
+
+/// The plan an object belongs to.
+pub(super) async fn object_plan(
+    pool: &SqlitePool,
+    object: Uuid,
+) -> Result<Option<Uuid>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT plan_uid FROM plan_objects WHERE uid = $1")
+        .bind(uid_text(object))
+        .fetch_optional(pool)
+        .await?;
+    row.map(|(plan,)| parse_uid("plan_objects", "plan_uid", &plan))
+        .transpose()
+}
+
+/// A VM's restore points, newest first.
+pub(super) async fn restore_points(
+    pool: &SqlitePool,
+    object: Uuid,
+    limit: u32,
+    offset: u32,
+) -> Result<crate::Page<RestorePointView>, StoreError> {
+    let (total,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM restore_points WHERE object_uid = $1")
+            .bind(uid_text(object))
+            .fetch_one(pool)
+            .await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT uid, created_at FROM restore_points WHERE object_uid = $1 ORDER BY created_at DESC, uid DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(uid_text(object))
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
+    .fetch_all(pool)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|(uid, at)| {
+            Ok(RestorePointView {
+                uid: parse_uid("restore_points", "uid", &uid)?,
+                object_uid: object,
+                created_at: Timestamp::from_ticks(at),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(crate::Page {
+        items,
+        total: total.max(0) as u64,
+    })
+}
+
+/// A plan's sessions, newest first, each with its VMs' results.
+pub(super) async fn session_history(
+    pool: &SqlitePool,
+    plan: Uuid,
+    limit: u32,
+    offset: u32,
+) -> Result<crate::Page<SessionHistory>, StoreError> {
+    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE plan_uid = $1")
+        .bind(uid_text(plan))
+        .fetch_one(pool)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT uid, kind, status, message, started_by, requested_point, start_time, end_time FROM sessions \
+         WHERE plan_uid = $1 ORDER BY start_time DESC, uid DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(uid_text(plan))
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
+    .fetch_all(pool)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let uid = parse_uid("sessions", "uid", &row.try_get::<String, _>(0)?)?;
+        let kind_text: String = row.try_get(1)?;
+        let kind = SessionKind::parse(&kind_text).ok_or(StoreError::Corrupt {
+            table: "sessions",
+            column: "kind",
+            value: kind_text,
+        })?;
+        let vm_rows = sqlx::query(
+            "SELECT v.object_uid, o.name, v.backup_status, v.restore_point_uid, v.restore_point_time, v.start_time, v.end_time \
+             FROM vm_sessions v JOIN plan_objects o ON o.uid = v.object_uid WHERE v.session_uid = $1 ORDER BY o.boot_order, o.uid",
+        )
+        .bind(uid_text(uid))
+        .fetch_all(pool)
+        .await?;
+        let mut vms = Vec::with_capacity(vm_rows.len());
+        for vm in vm_rows {
+            let point: Option<String> = vm.try_get(3)?;
+            vms.push(VmHistory {
+                object_uid: parse_uid("vm_sessions", "object_uid", &vm.try_get::<String, _>(0)?)?,
+                name: vm.try_get(1)?,
+                backup_status: parse_enum::<BackupStatus>(
+                    "vm_sessions",
+                    "backup_status",
+                    &vm.try_get::<String, _>(2)?,
+                )?,
+                restore_point_uid: point
+                    .as_deref()
+                    .map(|p| parse_uid("vm_sessions", "restore_point_uid", p))
+                    .transpose()?,
+                restore_point_time: ts(vm.try_get(4)?),
+                start_time: Timestamp::from_ticks(vm.try_get(5)?),
+                end_time: ts(vm.try_get(6)?),
+            });
+        }
+        items.push(SessionHistory {
+            uid,
+            kind,
+            status: parse_enum::<SessionStatus>(
+                "sessions",
+                "status",
+                &row.try_get::<String, _>(2)?,
+            )?,
+            message: row.try_get(3)?,
+            started_by: row.try_get(4)?,
+            requested_point: ts(row.try_get(5)?),
+            start_time: Timestamp::from_ticks(row.try_get(6)?),
+            end_time: ts(row.try_get(7)?),
+            vms,
+        });
+    }
+    Ok(crate::Page {
+        items,
+        total: total.max(0) as u64,
+    })
+}

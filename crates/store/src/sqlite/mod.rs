@@ -322,6 +322,28 @@ impl Store for SqliteStore {
         engine::cancel_requested(&self.pool, session).await
     }
 
+    async fn object_plan(&self, object: Uuid) -> Result<Option<Uuid>, StoreError> {
+        engine::object_plan(&self.pool, object).await
+    }
+
+    async fn restore_points(
+        &self,
+        object: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<RestorePointView>, StoreError> {
+        engine::restore_points(&self.pool, object, limit, offset).await
+    }
+
+    async fn session_history(
+        &self,
+        plan: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<SessionHistory>, StoreError> {
+        engine::session_history(&self.pool, plan, limit, offset).await
+    }
+
     async fn list_actions(
         &self,
         initiator: Option<Uuid>,
