@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Fleet files: import one into a data directory, or print the demo fleet as one.
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(config::Settings::resolve(args)?).await,
+            Command::Serve(args) => serve::run(config::Settings::resolve(*args)?).await,
             Command::Fleet(FleetCommand::Import { file, store }) => {
                 import(&file, &store.data_dir).await
             }

@@ -498,23 +498,44 @@ async fn async_action_errors() {
 async fn extensions_show_restore_points_a_preview_and_the_history() {
     let app = TestApp::with_fleet(FLEET, &[]).await;
     let edges = uid(&app.plan_named("Edges").await);
-    let vm = app.objects_of(&edges).await[0]["instanceUid"].as_str().unwrap().to_owned();
+    let vm = app.objects_of(&edges).await[0]["instanceUid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let points = format!("/api/v3/extensions/failoverplans/objects/{vm}/restorePoints");
     let (status, body) = app.get_json(&points, &[]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["pagingInfo"]["total"], 2);
-    let times: Vec<&str> = body["data"].as_array().unwrap().iter().map(|p| p["creationTime"].as_str().unwrap()).collect();
-    assert_eq!(times, ["2026-11-02T00:00:00.0000000+00:00", "2026-11-01T00:00:00.0000000+00:00"]);
-    let (_, second) = app.get_json(&points, &[("limit", "1"), ("offset", "1")]).await;
+    let times: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["creationTime"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2026-11-02T00:00:00.0000000+00:00",
+            "2026-11-01T00:00:00.0000000+00:00"
+        ]
+    );
+    let (_, second) = app
+        .get_json(&points, &[("limit", "1"), ("offset", "1")])
+        .await;
     assert_eq!(second["data"][0]["creationTime"], times[1]);
 
     let skewed = uid(&app.plan_named("Skewed").await);
     let preview = format!("/api/v3/extensions/failoverplans/{skewed}/preview");
     let (status, body) = app.get_json(&preview, &[]).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"]["skewSeconds"], 86400.0, "x comes back a day newer than y: {body}");
+    assert_eq!(
+        body["data"]["skewSeconds"], 86400.0,
+        "x comes back a day newer than y: {body}"
+    );
     assert_eq!(body["data"]["vmsWithoutRestorePoint"], 0);
-    let (_, early) = app.get_json(&preview, &[("dateTime", "2026-11-01T12:00:00Z")]).await;
+    let (_, early) = app
+        .get_json(&preview, &[("dateTime", "2026-11-01T12:00:00Z")])
+        .await;
     assert_eq!(early["data"]["vmsWithoutRestorePoint"], 1, "{early}");
     assert_eq!(early["data"]["skewSeconds"], 0.0);
     let (status, body) = app.get_json(&preview, &[("dateTime", "2999-01-01")]).await;
@@ -524,13 +545,27 @@ async fn extensions_show_restore_points_a_preview_and_the_history() {
     app.wait_for(&edges, &["Completed"]).await;
     act(&app, &edges, "undo", &[]).await;
     app.wait_for(&edges, &["Ready"]).await;
-    let (status, history) = app.get_json(&format!("/api/v3/extensions/failoverplans/{edges}/sessions"), &[]).await;
+    let (status, history) = app
+        .get_json(
+            &format!("/api/v3/extensions/failoverplans/{edges}/sessions"),
+            &[],
+        )
+        .await;
     assert_eq!(status, 200, "{history}");
     assert_eq!(history["meta"]["pagingInfo"]["total"], 2);
     let runs = history["data"].as_array().unwrap();
-    assert_eq!((runs[0]["kind"].as_str(), runs[1]["kind"].as_str()), (Some("undo"), Some("failover")));
-    assert!(runs[1]["durationSeconds"].as_f64().unwrap() > 0.0, "the achieved RTO");
-    assert_eq!(runs[1]["vms"][0]["restorePointDateTime"], "2026-11-02T00:00:00.0000000+00:00");
+    assert_eq!(
+        (runs[0]["kind"].as_str(), runs[1]["kind"].as_str()),
+        (Some("undo"), Some("failover"))
+    );
+    assert!(
+        runs[1]["durationSeconds"].as_f64().unwrap() > 0.0,
+        "the achieved RTO"
+    );
+    assert_eq!(
+        runs[1]["vms"][0]["restorePointDateTime"],
+        "2026-11-02T00:00:00.0000000+00:00"
+    );
     assert_eq!(runs[1]["vms"][0]["backupStatus"], "Success");
 
     for path in [
@@ -541,7 +576,9 @@ async fn extensions_show_restore_points_a_preview_and_the_history() {
         let (status, body) = app.get_json(&path, &[]).await;
         assert_error(status, &body, 404, 404, None);
     }
-    let (status, body) = app.get_json("/api/v3/extensions/failoverplans/zz/sessions", &[]).await;
+    let (status, body) = app
+        .get_json("/api/v3/extensions/failoverplans/zz/sessions", &[])
+        .await;
     assert_error(status, &body, 400, 400, Some("planUid"));
 }
 
@@ -549,24 +586,57 @@ async fn extensions_show_restore_points_a_preview_and_the_history() {
 async fn faults_can_be_injected_and_cleared_at_run_time() {
     let app = TestApp::with_fleet(FLEET, &[]).await;
     let plan = uid(&app.plan_named("Three").await);
-    let vm = app.objects_of(&plan).await[1]["instanceUid"].as_str().unwrap().to_owned();
+    let vm = app.objects_of(&plan).await[1]["instanceUid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let faults = "/api/v3/extensions/sim/faults";
-    let (status, body) = send(app.http.put(app.url(faults)).bearer_auth(&app.token).json(&json!({"targetUid": vm, "fault": "boot-fails", "enabled": true}))).await;
+    let (status, body) = send(
+        app.http
+            .put(app.url(faults))
+            .bearer_auth(&app.token)
+            .json(&json!({"targetUid": vm, "fault": "boot-fails", "enabled": true})),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["faults"], json!(["boot-fails"]));
     act(&app, &plan, "start", &[]).await;
-    assert_eq!(app.wait_for(&plan, &["Completed", "Failed"]).await["status"], "Failed");
-    let (status, _) = send(app.http.put(app.url(faults)).bearer_auth(&app.token).json(&json!({"targetUid": vm, "fault": "boot-fails", "enabled": false}))).await;
+    assert_eq!(
+        app.wait_for(&plan, &["Completed", "Failed"]).await["status"],
+        "Failed"
+    );
+    let (status, _) = send(
+        app.http
+            .put(app.url(faults))
+            .bearer_auth(&app.token)
+            .json(&json!({"targetUid": vm, "fault": "boot-fails", "enabled": false})),
+    )
+    .await;
     assert_eq!(status, 200);
     act(&app, &plan, "start", &[]).await;
-    assert_eq!(app.wait_for(&plan, &["Completed", "Failed"]).await["status"], "Completed");
+    assert_eq!(
+        app.wait_for(&plan, &["Completed", "Failed"]).await["status"],
+        "Completed"
+    );
 
     for (body, property) in [
-        (json!({"targetUid": vm, "fault": "gremlins", "enabled": true}), "fault"),
-        (json!({"targetUid": "nope", "fault": "slow", "enabled": true}), "targetUid"),
+        (
+            json!({"targetUid": vm, "fault": "gremlins", "enabled": true}),
+            "fault",
+        ),
+        (
+            json!({"targetUid": "nope", "fault": "slow", "enabled": true}),
+            "targetUid",
+        ),
         (json!({"targetUid": vm, "fault": "slow"}), "enabled"),
     ] {
-        let (status, response) = send(app.http.put(app.url(faults)).bearer_auth(&app.token).json(&body)).await;
+        let (status, response) = send(
+            app.http
+                .put(app.url(faults))
+                .bearer_auth(&app.token)
+                .json(&body),
+        )
+        .await;
         assert_error(status, &response, 400, 400, None);
         assert_eq!(response["errors"][0]["propertyName"], property);
     }
