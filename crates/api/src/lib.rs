@@ -8,6 +8,7 @@ pub mod error;
 pub mod extensions;
 pub mod health;
 pub mod middleware;
+pub mod openapi;
 pub mod params;
 pub mod patch;
 pub mod vspc;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         );
     let api = Router::new()
         .route("/token", post(auth::token))
+        .route("/openapi.json", get(openapi::serve))
         .merge(actions)
         .merge(extensions)
         .merge(vspc)

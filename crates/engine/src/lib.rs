@@ -51,7 +51,7 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
-            workers: 4,
+            workers: 16,
             max_parallel_boots: 10,
             undo_batch_size: 5,
             undo_batch_interval: Duration::from_secs(10),

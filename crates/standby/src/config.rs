@@ -46,7 +46,7 @@ pub struct ServeArgs {
     /// Access token lifetime in seconds, 60 to 86400 [default: 3600].
     #[arg(long, env = "STANDBY_ACCESS_TOKEN_SECONDS")]
     access_token_seconds: Option<i64>,
-    /// Sessions this process runs at once [default: 4].
+    /// Sessions this process runs at once [default: 16].
     #[arg(long, env = "STANDBY_WORKERS")]
     workers: Option<usize>,
     /// VMs of one plan booting at once [default: 10].
