@@ -209,7 +209,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Forgets a reservation whose request failed on our side, so a retry can run.
     async fn release_request(&self, request_id: Uuid) -> Result<(), StoreError>;
-    /// Deletes expired idempotency records and tokens; returns how many rows went.
+    /// Deletes expired idempotency records, tokens and async actions; returns how many rows went.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     // --- Sessions and the job queue -------------------------------------------------------

@@ -227,7 +227,11 @@ impl Store for SqliteStore {
             .bind(now.ticks())
             .execute(&self.pool)
             .await?;
-        Ok(requests.rows_affected() + tokens.rows_affected())
+        let actions = sqlx::query("DELETE FROM async_actions WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.pool)
+            .await?;
+        Ok(requests.rows_affected() + tokens.rows_affected() + actions.rows_affected())
     }
 
     async fn begin_session(
