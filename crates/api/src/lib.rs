@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod params;
 pub mod patch;
+pub mod users;
 pub mod vspc;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! `standby`: the failover-plan control plane. `standby serve` runs the server; the other
 //! subcommands administer a data directory.
 
+mod admin;
 mod config;
 mod serve;
 
@@ -30,6 +31,20 @@ enum Command {
     /// Fleet files: import one into a data directory, or print the demo fleet as one.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Organizations in a data directory.
+    Orgs {
+        #[command(subcommand)]
+        command: admin::OrgsCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Users in a data directory: add, list, passwd, disable, enable, remove.
+    Users {
+        #[command(subcommand)]
+        command: admin::UsersCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,7 +62,12 @@ enum FleetCommand {
 #[derive(Args)]
 struct StoreArgs {
     /// Data directory holding the SQLite database.
-    #[arg(long, env = "STANDBY_DATA_DIR", default_value = "./standby-data")]
+    #[arg(
+        long,
+        env = "STANDBY_DATA_DIR",
+        default_value = "./standby-data",
+        global = true
+    )]
     data_dir: PathBuf,
 }
 
@@ -63,6 +83,8 @@ fn main() -> anyhow::Result<()> {
             Command::Fleet(FleetCommand::Import { file, store }) => {
                 import(&file, &store.data_dir).await
             }
+            Command::Orgs { command, store } => admin::orgs(command, &store.data_dir).await,
+            Command::Users { command, store } => admin::users(command, &store.data_dir).await,
             Command::Fleet(FleetCommand::Demo) => {
                 print!(
                     "{}",

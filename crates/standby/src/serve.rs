@@ -58,6 +58,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
 
+    // After the administrator: the first-user check must not count the demo's users.
+    if settings.demo {
+        // STANDBY_DEMO_PASSWORD gives every demo user one known password (for scripts and tests).
+        let password = std::env::var("STANDBY_DEMO_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let created = standby_api::users::add_demo_users(store.as_ref(), password)
+            .await
+            .context("creating the demo users")?;
+        for (name, role, organization, generated) in created {
+            match generated {
+                Some(password) => println!(
+                    "standby: demo user {name} ({role}, {organization}) password {password} (shown once)"
+                ),
+                None => println!("standby: demo user {name} ({role}, {organization})"),
+            }
+        }
+    }
     // SQLite serves one node, so jobs a previous process held can be resumed at once.
     let engine = standby_engine::Engine::start(
         store.clone(),

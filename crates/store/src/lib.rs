@@ -181,6 +181,16 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the provider organization if there is none (fresh installation, no fleet yet).
     async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError>;
 
+    async fn list_organizations(
+        &self,
+    ) -> Result<Vec<standby_fleet::OrganizationRecord>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Sets a password hash and revokes the user's tokens; `false` if there is no such user.
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Disabling revokes every token of the user at once.
+    async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError>;
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
+
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     /// A live (unexpired, unrevoked) token and its enabled user.
     async fn find_token(

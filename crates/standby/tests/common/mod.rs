@@ -12,6 +12,8 @@ use serde_json::Value;
 
 pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// Every demo user's password in tests (STANDBY_DEMO_PASSWORD).
+pub const DEMO_PASSWORD: &str = "demo-users-password";
 pub const PLANS: &str = "/api/v3/infrastructure/backupServers/failoverplans";
 pub const OBJECTS: &str = "/api/v3/infrastructure/backupServers/failoverplans/objects";
 
@@ -55,6 +57,7 @@ impl TestApp {
         command
             .env("STANDBY_ADMIN_USER", ADMIN)
             .env("STANDBY_ADMIN_PASSWORD", PASSWORD)
+            .env("STANDBY_DEMO_PASSWORD", DEMO_PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -108,6 +111,14 @@ impl TestApp {
             .expect("token request");
         assert_eq!(response.status(), 200, "login as {user}");
         response.json().await.expect("token body")
+    }
+
+    /// An access token for another user.
+    pub async fn token_for(&self, user: &str, password: &str) -> String {
+        self.login(user, password).await["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {

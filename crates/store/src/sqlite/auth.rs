@@ -180,3 +180,108 @@ pub(super) async fn consume_refresh_token(
     row.map(|row| Ok((token_from_row(&row)?, user_from_row(&row, 7)?)))
         .transpose()
 }
+
+pub(super) async fn list_organizations(
+    pool: &SqlitePool,
+) -> Result<Vec<standby_fleet::OrganizationRecord>, StoreError> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT uid, name, kind FROM organizations ORDER BY kind DESC, name")
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter()
+        .map(|(uid, name, kind)| {
+            Ok(standby_fleet::OrganizationRecord {
+                uid: parse_uid("organizations", "uid", &uid)?,
+                name,
+                kind: standby_fleet::OrganizationKind::parse(&kind).ok_or(StoreError::Corrupt {
+                    table: "organizations",
+                    column: "kind",
+                    value: kind,
+                })?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn list_users(pool: &SqlitePool) -> Result<Vec<UserRecord>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.name");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|row| user_from_row(row, 0)).collect()
+}
+
+/// Applies a change to a user and revokes their tokens in one transaction; `false` if no such user.
+async fn change_user(
+    pool: &SqlitePool,
+    name: &str,
+    sql: &'static str,
+    value: Option<&str>,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut query = sqlx::query(sql).bind(name);
+    if let Some(value) = value {
+        query = query.bind(value);
+    }
+    if query.execute(&mut *tx).await?.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE tokens SET revoked = 1 WHERE user_uid = (SELECT uid FROM users WHERE name = $1)",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn set_password(
+    pool: &SqlitePool,
+    name: &str,
+    hash: &str,
+) -> Result<bool, StoreError> {
+    change_user(
+        pool,
+        name,
+        "UPDATE users SET password_hash = $2 WHERE name = $1",
+        Some(hash),
+    )
+    .await
+}
+
+pub(super) async fn set_disabled(
+    pool: &SqlitePool,
+    name: &str,
+    disabled: bool,
+) -> Result<bool, StoreError> {
+    if disabled {
+        change_user(
+            pool,
+            name,
+            "UPDATE users SET disabled = 1 WHERE name = $1",
+            None,
+        )
+        .await
+    } else {
+        let updated = sqlx::query("UPDATE users SET disabled = 0 WHERE name = $1")
+            .bind(name)
+            .execute(pool)
+            .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+}
+
+pub(super) async fn remove_user(pool: &SqlitePool, name: &str) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM tokens WHERE user_uid = (SELECT uid FROM users WHERE name = $1)")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    let removed = sqlx::query("DELETE FROM users WHERE name = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(removed.rows_affected() == 1)
+}

@@ -176,6 +176,28 @@ impl Store for SqliteStore {
         auth::ensure_provider_organization(&self.pool, name).await
     }
 
+    async fn list_organizations(
+        &self,
+    ) -> Result<Vec<standby_fleet::OrganizationRecord>, StoreError> {
+        auth::list_organizations(&self.pool).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        auth::list_users(&self.pool).await
+    }
+
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        auth::set_password(&self.pool, name, password_hash).await
+    }
+
+    async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
+        auth::set_disabled(&self.pool, name, disabled).await
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        auth::remove_user(&self.pool, name).await
+    }
+
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         auth::insert_token(&self.pool, token).await
     }

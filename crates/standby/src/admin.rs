@@ -1,0 +1,161 @@
+//! `standby orgs` and `standby users`: administration on the store directly (`--data-dir`).
+
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use standby_api::users::{add_user, change_password, parse_role};
+use standby_model::WireEnum;
+use standby_store::{SqliteStore, Store};
+
+#[derive(Subcommand)]
+pub enum OrgsCommand {
+    /// List organizations: the provider and its companies.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Add a user. Without --password-stdin a password is generated and printed once.
+    Add {
+        name: String,
+        /// The user's organization, by name or UID.
+        #[arg(long)]
+        org: String,
+        /// A VSPC role, e.g. PortalAdministrator, CompanyOwner, ReadOnlyUser.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with their organization, role and state.
+    List,
+    /// Set a new password (revokes the user's tokens).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user: every token of theirs stops working at once.
+    Disable { name: String },
+    /// Enable a disabled user again.
+    Enable { name: String },
+    /// Remove a user and their tokens.
+    Remove { name: String },
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password)
+}
+
+pub async fn orgs(command: OrgsCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let store = SqliteStore::open(data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    match command {
+        OrgsCommand::List => {
+            println!("{:<38} {:<9} NAME", "UID", "KIND");
+            for organization in store.list_organizations().await? {
+                println!(
+                    "{:<38} {:<9} {}",
+                    organization.uid,
+                    organization.kind.as_str(),
+                    organization.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let store = SqliteStore::open(data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    match command {
+        UsersCommand::Add {
+            name,
+            org,
+            role,
+            password_stdin,
+        } => {
+            let role = parse_role(&role)?;
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            let (user, generated) = add_user(&store, &name, &org, role, password).await?;
+            match generated {
+                Some(password) => println!(
+                    "Added {} ({}) with password {password} (shown once).",
+                    user.name, user.role
+                ),
+                None => println!("Added {} ({}).", user.name, user.role),
+            }
+        }
+        UsersCommand::List => {
+            let organizations = store.list_organizations().await?;
+            println!("{:<24} {:<36} {:<9} ORGANIZATION", "NAME", "ROLE", "STATE");
+            for user in store.list_users().await? {
+                let organization = organizations
+                    .iter()
+                    .find(|o| o.uid == user.organization_uid)
+                    .map_or("?", |o| o.name.as_str());
+                let state = if user.disabled { "disabled" } else { "enabled" };
+                println!(
+                    "{:<24} {:<36} {:<9} {organization}",
+                    user.name,
+                    user.role.as_str(),
+                    state
+                );
+            }
+        }
+        UsersCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            match change_password(&store, &name, password).await? {
+                Some(password) => println!(
+                    "New password for {name}: {password} (shown once). Their tokens were revoked."
+                ),
+                None => println!("Password changed for {name}. Their tokens were revoked."),
+            }
+        }
+        UsersCommand::Disable { name } => {
+            if !store.set_disabled(&name, true).await? {
+                bail!("no user named '{name}'");
+            }
+            println!("Disabled {name}; their tokens no longer work.");
+        }
+        UsersCommand::Enable { name } => {
+            if !store.set_disabled(&name, false).await? {
+                bail!("no user named '{name}'");
+            }
+            println!("Enabled {name}.");
+        }
+        UsersCommand::Remove { name } => {
+            if !store.remove_user(&name).await? {
+                bail!("no user named '{name}'");
+            }
+            println!("Removed {name}.");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! Black-box: roles and company scoping over every surface, and user administration.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+use standby_fleet::derived_uid;
+use standby_model::{Role, WireEnum};
+
+const ANY: &str = "4b1a7f0e-0000-4000-8000-000000000000";
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = app.http.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    send(request).await
+}
+
+/// Plans a demo company should see: on its own server, or Tenant plans of its tenant.
+fn in_company(plan: &Value, server: Option<&str>, tenant: &str) -> bool {
+    server.is_some_and(|s| derived_uid("server", s).to_string() == plan["backupServerUid"])
+        || derived_uid("tenant", tenant).to_string() == plan["tenantUid"]
+}
+
+#[tokio::test]
+async fn every_role_gets_what_its_role_allows() {
+    let app = TestApp::demo().await;
+    let plans = app.all_plans().await;
+    for (user, _, role) in standby_api::users::DEMO_USERS.iter().copied().chain([(
+        ADMIN,
+        "",
+        Role::PortalAdministrator,
+    )]) {
+        let token = app
+            .token_for(
+                user,
+                if user == ADMIN {
+                    PASSWORD
+                } else {
+                    DEMO_PASSWORD
+                },
+            )
+            .await;
+        let read = if role.can_read_plans() { 200 } else { 403 };
+        let (status, list) = call(&app, &token, reqwest::Method::GET, PLANS, None).await;
+        assert_eq!(status, read, "{user} lists plans: {list}");
+        if !role.can_read_plans() {
+            for path in [
+                OBJECTS.to_owned(),
+                "/api/v3/asyncActions".to_owned(),
+                format!("{PLANS}/{ANY}"),
+            ] {
+                let (status, body) = call(&app, &token, reqwest::Method::GET, &path, None).await;
+                assert_error(status, &body, 403, 403, None);
+            }
+            continue;
+        }
+        // A Ready plan this user can see.
+        let visible: Vec<&Value> = list["data"].as_array().unwrap().iter().collect();
+        let ready = visible
+            .iter()
+            .find(|p| p["status"] == "Ready")
+            .unwrap_or_else(|| panic!("{user} sees no Ready plan"));
+        let uid = ready["instanceUid"].as_str().unwrap();
+        for path in [
+            format!("{PLANS}/{uid}"),
+            format!("{PLANS}/{uid}/objects"),
+            format!("/api/v3/extensions/failoverplans/{uid}/sessions"),
+        ] {
+            let (status, body) = call(&app, &token, reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{user} GET {path}: {body}");
+        }
+        let patch = json!([{"op": "replace", "path": "/postFailoverCommand", "value": format!("C:\\{user}.ps1")}]);
+        let (status, body) = call(
+            &app,
+            &token,
+            reqwest::Method::PATCH,
+            &format!("{PLANS}/{uid}"),
+            Some(&patch),
+        )
+        .await;
+        if role.can_write_plans() {
+            assert_eq!(status, 200, "{user} patches: {body}");
+            // Authorized, then refused by the state machine: a Ready plan cannot be undone.
+            let (status, body) = call(
+                &app,
+                &token,
+                reqwest::Method::POST,
+                &format!("{PLANS}/{uid}/undo"),
+                None,
+            )
+            .await;
+            assert_error(status, &body, 409, 1000, None);
+        } else {
+            assert_error(status, &body, 403, 403, None);
+            for action in ["start", "undo"] {
+                let (status, body) = call(
+                    &app,
+                    &token,
+                    reqwest::Method::POST,
+                    &format!("{PLANS}/{uid}/{action}"),
+                    None,
+                )
+                .await;
+                assert_error(status, &body, 403, 403, None);
+            }
+        }
+    }
+    assert_eq!(plans.len(), 40, "the administrator sees every plan");
+}
+
+#[tokio::test]
+async fn a_company_user_sees_nothing_of_another_company() {
+    let app = TestApp::demo().await;
+    let all = app.all_plans().await;
+    let contoso: Vec<&Value> = all
+        .iter()
+        .filter(|p| in_company(p, Some("contoso-vbr01"), "contoso-cloud"))
+        .collect();
+    let fabrikam: Vec<&Value> = all
+        .iter()
+        .filter(|p| in_company(p, Some("fabrikam-vbr01"), "fabrikam-cloud"))
+        .collect();
+    assert!(contoso.len() >= 9 && fabrikam.len() >= 9);
+    let token = app.token_for("contoso-owner", DEMO_PASSWORD).await;
+    let get = |path: String| {
+        let token = token.clone();
+        let app = &app;
+        async move { call(app, &token, reqwest::Method::GET, &path, None).await }
+    };
+
+    let (_, list) = get(format!("{PLANS}?limit=500")).await;
+    assert_eq!(list["meta"]["pagingInfo"]["total"], contoso.len());
+    let seen: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["instanceUid"].as_str().unwrap())
+        .collect();
+    assert!(
+        contoso
+            .iter()
+            .all(|p| seen.contains(&p["instanceUid"].as_str().unwrap()))
+    );
+    let vms: u64 = contoso
+        .iter()
+        .map(|p| p["objectsCount"].as_u64().unwrap())
+        .sum();
+    let (_, objects) = get(format!("{OBJECTS}?limit=500")).await;
+    assert_eq!(objects["meta"]["pagingInfo"]["total"], vms);
+    // Filtering on another company's tenant finds nothing; counts never include it.
+    let filter = json!([{"property": "tenantUid", "operation": "equals", "value": derived_uid("tenant", "fabrikam-cloud")}]).to_string();
+    let (_, none) = app.get_json(PLANS, &[]).await;
+    assert!(none["meta"]["pagingInfo"]["total"].as_u64().unwrap() > 0);
+    let (status, filtered) = call(
+        &app,
+        &token,
+        reqwest::Method::GET,
+        &format!("{PLANS}?filter={}", urlencode(&filter)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, filtered["meta"]["pagingInfo"]["total"].as_u64()),
+        (200, Some(0))
+    );
+
+    // Every way to reach a Fabrikam plan answers 404, as if it did not exist.
+    let other = fabrikam.iter().find(|p| p["status"] == "Ready").unwrap();
+    let uid = other["instanceUid"].as_str().unwrap();
+    let (_, admin_objects) = app.get_json(&format!("{PLANS}/{uid}/objects"), &[]).await;
+    let vm = admin_objects["data"][0]["instanceUid"].as_str().unwrap();
+    for (method, path) in [
+        (reqwest::Method::GET, format!("{PLANS}/{uid}")),
+        (reqwest::Method::GET, format!("{PLANS}/{uid}/objects")),
+        (reqwest::Method::POST, format!("{PLANS}/{uid}/start")),
+        (reqwest::Method::POST, format!("{PLANS}/{uid}/undo")),
+        (
+            reqwest::Method::GET,
+            format!("/api/v3/extensions/failoverplans/{uid}/preview"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/v3/extensions/failoverplans/{uid}/sessions"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/v3/extensions/failoverplans/objects/{vm}/restorePoints"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!(
+                "/api/v3/infrastructure/backupServers/{}/failoverplans",
+                derived_uid("server", "fabrikam-vbr01")
+            ),
+        ),
+        (
+            reqwest::Method::GET,
+            format!(
+                "/api/v3/infrastructure/backupServers/{}/failoverplans/objects",
+                derived_uid("server", "fabrikam-vbr01")
+            ),
+        ),
+    ] {
+        let (status, body) = call(&app, &token, method.clone(), &path, None).await;
+        assert_error(status, &body, 404, 404, None);
+    }
+    let patch = json!([{"op": "replace", "path": "/preFailoverCommand", "value": "x"}]);
+    let (status, body) = call(
+        &app,
+        &token,
+        reqwest::Method::PATCH,
+        &format!("{PLANS}/{uid}"),
+        Some(&patch),
+    )
+    .await;
+    assert_error(status, &body, 404, 404, None);
+    assert_eq!(
+        app.plan(uid).await["preFailoverCommand"],
+        other["preFailoverCommand"],
+        "nothing changed"
+    );
+
+    // A provider server hosting one of Contoso's Tenant plans shows Contoso's plans only.
+    let shared = contoso.iter().find(|p| p["type"] == "Tenant").unwrap()["backupServerUid"]
+        .as_str()
+        .unwrap();
+    let (status, on_shared) = get(format!(
+        "/api/v3/infrastructure/backupServers/{shared}/failoverplans?limit=500"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        on_shared["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| in_company(p, Some("contoso-vbr01"), "contoso-cloud"))
+    );
+
+    // Another user's async action is invisible and cannot be cancelled.
+    let response = app
+        .post(&format!("{PLANS}/{uid}/start"))
+        .send()
+        .await
+        .unwrap();
+    let action = response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .split("/api/v3/")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let (status, body) = get(format!("/api/v3/{action}")).await;
+    assert_error(status, &body, 404, 404, None);
+    let (status, body) = call(
+        &app,
+        &token,
+        reqwest::Method::DELETE,
+        &format!("/api/v3/{action}"),
+        None,
+    )
+    .await;
+    assert_error(status, &body, 404, 404, None);
+    let (_, actions) = get("/api/v3/asyncActions".to_owned()).await;
+    assert_eq!(actions["data"], json!([]));
+    app.wait_for(uid, &["Completed", "Failed"]).await;
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn standby(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn users_are_administered_on_the_command_line() {
+    let app = TestApp::demo().await;
+    let data = app.data_dir.to_str().unwrap().to_owned();
+    let orgs = standby(&["orgs", "list", "--data-dir", &data], None);
+    assert!(String::from_utf8_lossy(&orgs.stdout).contains("Contoso Ltd"));
+
+    let added = standby(
+        &[
+            "users",
+            "add",
+            "ops",
+            "--org",
+            "Fabrikam Inc",
+            "--role",
+            "companyadministrator",
+            "--password-stdin",
+            "--data-dir",
+            &data,
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let token = app.token_for("ops", "a long enough password").await;
+    let (status, _) = call(&app, &token, reqwest::Method::GET, PLANS, None).await;
+    assert_eq!(status, 200);
+    let listed =
+        String::from_utf8_lossy(&standby(&["users", "list", "--data-dir", &data], None).stdout)
+            .to_string();
+    assert!(
+        listed.lines().any(|l| l.starts_with("ops")
+            && l.contains("CompanyAdministrator")
+            && l.contains("Fabrikam Inc")),
+        "{listed}"
+    );
+
+    // Disabling revokes every token at once; enabling lets the user log in again.
+    assert!(
+        standby(&["users", "disable", "ops", "--data-dir", &data], None)
+            .status
+            .success()
+    );
+    let (status, body) = call(&app, &token, reqwest::Method::GET, PLANS, None).await;
+    assert_error(status, &body, 401, 401, None);
+    let refused = app
+        .http
+        .post(app.url("/api/v3/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "ops"),
+            ("password", "a long enough password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(
+        standby(&["users", "enable", "ops", "--data-dir", &data], None)
+            .status
+            .success()
+    );
+    let token = app.token_for("ops", "a long enough password").await;
+
+    // A new password revokes the old tokens; a generated one is printed once.
+    let changed = standby(&["users", "passwd", "ops", "--data-dir", &data], None);
+    let line = String::from_utf8_lossy(&changed.stdout).to_string();
+    let password = line
+        .split("New password for ops: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _) = call(&app, &token, reqwest::Method::GET, PLANS, None).await;
+    assert_eq!(status, 401);
+    app.token_for("ops", &password).await;
+    assert!(
+        standby(&["users", "remove", "ops", "--data-dir", &data], None)
+            .status
+            .success()
+    );
+    assert!(
+        !standby(&["users", "remove", "ops", "--data-dir", &data], None)
+            .status
+            .success()
+    );
+
+    for (args, expected) in [
+        (
+            vec![
+                "users",
+                "add",
+                "x",
+                "--org",
+                "Nowhere",
+                "--role",
+                "CompanyOwner",
+            ],
+            "no organization named 'Nowhere'",
+        ),
+        (
+            vec![
+                "users",
+                "add",
+                "x",
+                "--org",
+                "Contoso Ltd",
+                "--role",
+                "Boss",
+            ],
+            "unknown role 'Boss'",
+        ),
+        (
+            vec![
+                "users",
+                "add",
+                "bad name",
+                "--org",
+                "Contoso Ltd",
+                "--role",
+                "CompanyOwner",
+            ],
+            "is not a user name",
+        ),
+        (
+            vec![
+                "users",
+                "add",
+                "contoso-owner",
+                "--org",
+                "Contoso Ltd",
+                "--role",
+                "CompanyOwner",
+            ],
+            "already exists",
+        ),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--data-dir", &data]);
+        let output = standby(&args, None);
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(expected),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let short = standby(
+        &[
+            "users",
+            "add",
+            "y",
+            "--org",
+            "Contoso Ltd",
+            "--role",
+            "CompanyOwner",
+            "--password-stdin",
+            "--data-dir",
+            &data,
+        ],
+        Some("short\n"),
+    );
+    assert!(String::from_utf8_lossy(&short.stderr).contains("10 to 128 characters"));
+    assert!(Role::ALL.len() == 16);
+}
