@@ -87,6 +87,23 @@ fn new_token() -> Result<String, ApiError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A new API key for a user: the key itself (shown once) and the record that stores its hash.
+pub fn new_api_key(
+    user: Uuid,
+    description: &str,
+    read_only: bool,
+) -> Result<(String, standby_store::ApiKeyRecord), ApiError> {
+    let key = format!("sbk_{}", new_token()?);
+    let record = standby_store::ApiKeyRecord {
+        hash: token_hash(&key),
+        user_uid: user,
+        description: description.to_owned(),
+        read_only,
+        created_at: Timestamp::now(),
+    };
+    Ok((key, record))
+}
+
 /// A random password for generated accounts (24 characters, base64url).
 pub fn generate_password() -> Result<String, ApiError> {
     let mut bytes = [0u8; 18];
@@ -129,17 +146,25 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'."))?;
-    let found = state
+    let hash = token_hash(token);
+    let (user, read_only) = match state
         .store
-        .find_token(&token_hash(token), TokenKind::Access, Timestamp::now())
-        .await?;
-    let Some((token, user)) = found else {
-        return Err(ApiError::unauthorized(
-            "The access token is invalid or has expired.",
-        ));
+        .find_token(&hash, TokenKind::Access, Timestamp::now())
+        .await?
+    {
+        Some((token, user)) => (user, token.read_only),
+        // Not a session token: maybe a long-lived API key.
+        None => match state.store.find_api_key(&hash).await? {
+            Some((key, user)) => (user, key.read_only),
+            None => {
+                return Err(ApiError::unauthorized(
+                    "The access token is invalid or has expired.",
+                ));
+            }
+        },
     };
     let provider = state.store.provider_organization().await?;
-    Ok(Principal::from_user(user, token.read_only, provider))
+    Ok(Principal::from_user(user, read_only, provider))
 }
 
 impl FromRequestParts<AppState> for Principal {

@@ -16,6 +16,20 @@ pub enum OrgsCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create an API key for a user; it is printed once and stored only as a hash.
+    Add {
+        /// The user the key acts as.
+        name: String,
+        /// The key may only read (GET); writes get 403.
+        #[arg(long)]
+        read_only: bool,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum UsersCommand {
     /// Add a user. Without --password-stdin a password is generated and printed once.
     Add {
@@ -155,6 +169,32 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
                 bail!("no user named '{name}'");
             }
             println!("Removed {name}.");
+        }
+    }
+    Ok(())
+}
+
+pub async fn apikeys(command: ApiKeysCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let store = SqliteStore::open(data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    match command {
+        ApiKeysCommand::Add {
+            name,
+            read_only,
+            description,
+        } => {
+            let Some(user) = store.find_user_by_name(&name).await? else {
+                bail!("no user named '{name}'");
+            };
+            let (key, record) = standby_api::auth::new_api_key(user.uid, &description, read_only)
+                .map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
+            store.insert_api_key(&record).await?;
+            let access = if read_only { "read-only" } else { "read-write" };
+            println!("API key for {name} ({access}): {key}");
+            println!(
+                "It is shown once; use it as 'Authorization: Bearer <key>'. It works until {name} is disabled or removed."
+            );
         }
     }
     Ok(())

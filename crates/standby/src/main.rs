@@ -38,6 +38,13 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// API keys: long-lived bearer credentials for scripts.
+    Apikeys {
+        #[command(subcommand)]
+        command: admin::ApiKeysCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Users in a data directory: add, list, passwd, disable, enable, remove.
     Users {
         #[command(subcommand)]
@@ -84,6 +91,7 @@ fn main() -> anyhow::Result<()> {
                 import(&file, &store.data_dir).await
             }
             Command::Orgs { command, store } => admin::orgs(command, &store.data_dir).await,
+            Command::Apikeys { command, store } => admin::apikeys(command, &store.data_dir).await,
             Command::Users { command, store } => admin::users(command, &store.data_dir).await,
             Command::Fleet(FleetCommand::Demo) => {
                 print!(

@@ -45,6 +45,24 @@ async fn password_and_refresh_grants() {
     .await;
     assert_eq!(status, 400);
     assert_eq!(reused["error"], "invalid_grant");
+    // Reusing a spent refresh token revokes the whole chain: the pair it bought stops working.
+    let (status, _) = send(app.http.get(app.url(PLANS)).bearer_auth(access)).await;
+    assert_eq!(status, 401, "the access token of the chain is revoked");
+    let (status, body) = token_request(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", renewed["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // Other logins of the same user are not affected.
+    let (status, _) = send(app.get(PLANS)).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

@@ -477,3 +477,91 @@ async fn users_are_administered_on_the_command_line() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("10 to 128 characters"));
     assert!(Role::ALL.len() == 16);
 }
+
+#[tokio::test]
+async fn api_keys_act_as_their_user_until_the_user_is_disabled() {
+    let app = TestApp::demo().await;
+    let data = app.data_dir.to_str().unwrap().to_owned();
+    let key_of = |output: std::process::Output| {
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        text.lines()
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let read_only = key_of(standby(
+        &[
+            "apikeys",
+            "add",
+            "contoso-owner",
+            "--read-only",
+            "--data-dir",
+            &data,
+        ],
+        None,
+    ));
+    let read_write = key_of(standby(
+        &[
+            "apikeys",
+            "add",
+            "contoso-owner",
+            "--description",
+            "runbook",
+            "--data-dir",
+            &data,
+        ],
+        None,
+    ));
+    assert!(
+        read_only.starts_with("sbk_") && read_write.starts_with("sbk_") && read_only != read_write
+    );
+
+    let (status, list) = call(&app, &read_only, reqwest::Method::GET, PLANS, None).await;
+    assert_eq!(status, 200);
+    let plans = list["data"].as_array().unwrap();
+    assert!(
+        plans
+            .iter()
+            .all(|p| in_company(p, Some("contoso-vbr01"), "contoso-cloud")),
+        "a key has its user's scope"
+    );
+    let uid = plans.iter().find(|p| p["status"] == "Ready").unwrap()["instanceUid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patch = json!([{"op": "replace", "path": "/preFailoverCommand", "value": "C:\\key.ps1"}]);
+    let (status, body) = call(
+        &app,
+        &read_only,
+        reqwest::Method::PATCH,
+        &format!("{PLANS}/{uid}"),
+        Some(&patch),
+    )
+    .await;
+    assert_error(status, &body, 403, 403, None);
+    let (status, _) = call(
+        &app,
+        &read_write,
+        reqwest::Method::PATCH,
+        &format!("{PLANS}/{uid}"),
+        Some(&patch),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    assert!(
+        standby(
+            &["users", "disable", "contoso-owner", "--data-dir", &data],
+            None
+        )
+        .status
+        .success()
+    );
+    let (status, body) = call(&app, &read_write, reqwest::Method::GET, PLANS, None).await;
+    assert_error(status, &body, 401, 401, None);
+    let missing = standby(&["apikeys", "add", "nobody", "--data-dir", &data], None);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user named 'nobody'"));
+}

@@ -123,6 +123,16 @@ pub struct TokenRecord {
     pub expires_at: Timestamp,
 }
 
+/// A long-lived API key (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub hash: String,
+    pub user_uid: Uuid,
+    pub description: String,
+    pub read_only: bool,
+    pub created_at: Timestamp,
+}
+
 /// The response kept for an `X-Request-id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -191,6 +201,13 @@ pub trait Store: Send + Sync + 'static {
     async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError>;
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
 
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// A live API key and its enabled user.
+    async fn find_api_key(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(ApiKeyRecord, UserRecord)>, StoreError>;
+
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     /// A live (unexpired, unrevoked) token and its enabled user.
     async fn find_token(
@@ -199,7 +216,8 @@ pub trait Store: Send + Sync + 'static {
         kind: TokenKind,
         now: Timestamp,
     ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError>;
-    /// Revokes a live refresh token and returns it, atomically: a refresh token works once.
+    /// Revokes a live refresh token and returns it, atomically: a refresh token works once. Using
+    /// a spent one again revokes every token of its login chain (reuse means it was stolen).
     async fn consume_refresh_token(
         &self,
         hash: &str,

@@ -167,6 +167,13 @@ pub(super) async fn consume_refresh_token(
     .execute(pool)
     .await?;
     if revoked.rows_affected() == 0 {
+        // A refresh token used a second time was stolen or leaked: end its whole login chain.
+        sqlx::query(
+            "UPDATE tokens SET revoked = 1 WHERE family = (SELECT family FROM tokens WHERE hash = $1 AND kind = 'refresh' AND revoked = 1)",
+        )
+        .bind(hash)
+        .execute(pool)
+        .await?;
         return Ok(None);
     }
     let sql = format!(
@@ -274,14 +281,56 @@ pub(super) async fn set_disabled(
 
 pub(super) async fn remove_user(pool: &SqlitePool, name: &str) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM tokens WHERE user_uid = (SELECT uid FROM users WHERE name = $1)")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    for sql in [
+        "DELETE FROM tokens WHERE user_uid = (SELECT uid FROM users WHERE name = $1)",
+        "DELETE FROM api_keys WHERE user_uid = (SELECT uid FROM users WHERE name = $1)",
+    ] {
+        sqlx::query(sql).bind(name).execute(&mut *tx).await?;
+    }
     let removed = sqlx::query("DELETE FROM users WHERE name = $1")
         .bind(name)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(removed.rows_affected() == 1)
+}
+
+pub(super) async fn insert_api_key(
+    pool: &SqlitePool,
+    key: &crate::ApiKeyRecord,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO api_keys (hash, user_uid, description, read_only, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&key.hash)
+        .bind(uid_text(key.user_uid))
+        .bind(&key.description)
+        .bind(key.read_only)
+        .bind(key.created_at.ticks())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn find_api_key(
+    pool: &SqlitePool,
+    hash: &str,
+) -> Result<Option<(crate::ApiKeyRecord, UserRecord)>, StoreError> {
+    let sql = format!(
+        "SELECT k.hash, k.user_uid, k.description, k.read_only, k.created_at, {USER_COLUMNS} \
+         FROM api_keys k JOIN users u ON u.uid = k.user_uid WHERE k.hash = $1 AND k.revoked = 0 AND u.disabled = 0"
+    );
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let key = crate::ApiKeyRecord {
+        hash: row.try_get(0)?,
+        user_uid: parse_uid("api_keys", "user_uid", &row.try_get::<String, _>(1)?)?,
+        description: row.try_get(2)?,
+        read_only: row.try_get(3)?,
+        created_at: Timestamp::from_ticks(row.try_get(4)?),
+    };
+    Ok(Some((key, user_from_row(&row, 5)?)))
 }

@@ -198,6 +198,17 @@ impl Store for SqliteStore {
         auth::remove_user(&self.pool, name).await
     }
 
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        auth::insert_api_key(&self.pool, key).await
+    }
+
+    async fn find_api_key(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(ApiKeyRecord, UserRecord)>, StoreError> {
+        auth::find_api_key(&self.pool, hash).await
+    }
+
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         auth::insert_token(&self.pool, token).await
     }
