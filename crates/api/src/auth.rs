@@ -175,13 +175,41 @@ impl FromRequestParts<AppState> for Principal {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         // The idempotency layer may have authenticated this request already.
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(principal.clone());
+        if let Some(principal) = parts.extensions.get::<Principal>().cloned() {
+            if let Some(slot) = parts.extensions.get::<crate::audit::PrincipalSlot>() {
+                slot.fill(&principal);
+            }
+            return Ok(principal);
         }
         let principal = authenticate(state, &parts.headers).await?;
         parts.extensions.insert(principal.clone());
+        if let Some(slot) = parts.extensions.get::<crate::audit::PrincipalSlot>() {
+            slot.fill(&principal);
+        }
         Ok(principal)
     }
+}
+
+async fn login_audit(
+    state: &AppState,
+    actor: Option<Uuid>,
+    name: &str,
+    address: &str,
+    outcome: &str,
+    detail: &str,
+) {
+    let entry = standby_store::AuditEntry {
+        uid: Uuid::now_v7(),
+        at: Timestamp::now(),
+        actor_uid: actor,
+        actor_name: name.to_owned(),
+        address: address.to_owned(),
+        action: "login".to_owned(),
+        target: None,
+        outcome: outcome.to_owned(),
+        detail: detail.to_owned(),
+    };
+    crate::audit::record(state.store.as_ref(), entry).await;
 }
 
 /// An OAuth2Error body (the /token endpoint does not use the VSPC envelope).
@@ -199,9 +227,15 @@ const LOGIN_FAILED: &str =
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    crate::audit::ClientAddress(address): crate::audit::ClientAddress,
+    body: Result<crate::params::Body, ApiError>,
 ) -> Response {
-    match issue(&state, &headers, &body).await {
+    // /token answers in OAuth2Error form, even for a body it cannot read.
+    let body = match body {
+        Ok(crate::params::Body(body)) => body,
+        Err(error) => return oauth_error("invalid_request", &error.error.message),
+    };
+    match issue(&state, &headers, &body, &address).await {
         Ok(response) => response,
         Err(TokenError::OAuth(error, description)) => oauth_error(error, &description),
         Err(TokenError::Api(error)) => axum::response::IntoResponse::into_response(error),
@@ -229,7 +263,12 @@ fn invalid_request(description: impl Into<String>) -> TokenError {
     TokenError::OAuth("invalid_request", description.into())
 }
 
-async fn issue(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, TokenError> {
+async fn issue(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    address: &str,
+) -> Result<Response, TokenError> {
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -281,6 +320,15 @@ async fn issue(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Res
                 Some(user) if matches && !user.disabled => (user, read_only, Uuid::now_v7()),
                 _ => {
                     tracing::warn!(user.name = %username, "login failed");
+                    login_audit(
+                        state,
+                        None,
+                        username,
+                        address,
+                        "refused",
+                        "wrong user name or password, or disabled",
+                    )
+                    .await;
                     return Err(invalid_request(LOGIN_FAILED));
                 }
             }
@@ -346,6 +394,20 @@ async fn issue(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Res
             .await?;
     }
     tracing::info!(user.name = %user.name, read_only, "token issued");
+    let detail = format!(
+        "{} grant{}",
+        field("grant_type").unwrap_or_default(),
+        if read_only { ", read-only" } else { "" }
+    );
+    login_audit(
+        state,
+        Some(user.uid),
+        &user.name,
+        address,
+        "success",
+        &detail,
+    )
+    .await;
     Ok(json_response(
         200,
         &json!({

@@ -2,6 +2,7 @@
 //! endpoints, with the middleware that makes them behave like VSPC.
 
 pub mod actions;
+pub mod audit;
 pub mod auth;
 pub mod envelope;
 pub mod error;
@@ -135,7 +136,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/extensions/sim/faults",
             axum::routing::put(extensions::sim_fault),
-        );
+        )
+        .route("/extensions/audit", get(audit::list));
     let api = Router::new()
         .route("/token", post(auth::token))
         .route("/openapi.json", get(openapi::serve))
@@ -144,6 +146,10 @@ pub fn router(state: AppState) -> Router {
         .merge(vspc)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+    let api = api.layer(axum_middleware::from_fn_with_state(
+        state.clone(),
+        audit::audit_writes,
+    ));
     let api = middleware::error_layers(api, state.settings.request_timeout);
     Router::new()
         .route("/healthz", get(health::healthz))

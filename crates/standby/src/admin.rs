@@ -6,8 +6,10 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use standby_api::users::{add_user, change_password, parse_role};
+use standby_model::Timestamp;
 use standby_model::WireEnum;
-use standby_store::{SqliteStore, Store};
+use standby_store::{AuditEntry, SqliteStore, Store};
+use uuid::Uuid;
 
 #[derive(Subcommand)]
 pub enum OrgsCommand {
@@ -73,6 +75,30 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
+/// Records a change made on the command line (actor `cli`, address `local`).
+async fn audit(
+    store: &SqliteStore,
+    action: &str,
+    target: &str,
+    detail: String,
+) -> anyhow::Result<()> {
+    let entry = AuditEntry {
+        uid: Uuid::now_v7(),
+        at: Timestamp::now(),
+        actor_uid: None,
+        actor_name: "cli".to_owned(),
+        address: "local".to_owned(),
+        action: action.to_owned(),
+        target: Some(target.to_owned()),
+        outcome: "success".to_owned(),
+        detail,
+    };
+    store
+        .record_audit(&entry)
+        .await
+        .context("writing the audit record")
+}
+
 pub async fn orgs(command: OrgsCommand, data_dir: &Path) -> anyhow::Result<()> {
     let store = SqliteStore::open(data_dir)
         .await
@@ -111,6 +137,13 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
                 None
             };
             let (user, generated) = add_user(&store, &name, &org, role, password).await?;
+            audit(
+                &store,
+                "user.add",
+                &name,
+                format!("role {}, organization {org}", user.role),
+            )
+            .await?;
             match generated {
                 Some(password) => println!(
                     "Added {} ({}) with password {password} (shown once).",
@@ -145,7 +178,15 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
             } else {
                 None
             };
-            match change_password(&store, &name, password).await? {
+            let generated = change_password(&store, &name, password).await?;
+            audit(
+                &store,
+                "user.passwd",
+                &name,
+                "password changed; tokens revoked".into(),
+            )
+            .await?;
+            match generated {
                 Some(password) => println!(
                     "New password for {name}: {password} (shown once). Their tokens were revoked."
                 ),
@@ -156,18 +197,27 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
             if !store.set_disabled(&name, true).await? {
                 bail!("no user named '{name}'");
             }
+            audit(&store, "user.disable", &name, "tokens revoked".into()).await?;
             println!("Disabled {name}; their tokens no longer work.");
         }
         UsersCommand::Enable { name } => {
             if !store.set_disabled(&name, false).await? {
                 bail!("no user named '{name}'");
             }
+            audit(&store, "user.enable", &name, String::new()).await?;
             println!("Enabled {name}.");
         }
         UsersCommand::Remove { name } => {
             if !store.remove_user(&name).await? {
                 bail!("no user named '{name}'");
             }
+            audit(
+                &store,
+                "user.remove",
+                &name,
+                "user, tokens and API keys deleted".into(),
+            )
+            .await?;
             println!("Removed {name}.");
         }
     }
@@ -190,6 +240,17 @@ pub async fn apikeys(command: ApiKeysCommand, data_dir: &Path) -> anyhow::Result
             let (key, record) = standby_api::auth::new_api_key(user.uid, &description, read_only)
                 .map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
             store.insert_api_key(&record).await?;
+            audit(
+                &store,
+                "apikey.add",
+                &name,
+                if read_only {
+                    "read-only".into()
+                } else {
+                    "read-write".into()
+                },
+            )
+            .await?;
             let access = if read_only { "read-only" } else { "read-write" };
             println!("API key for {name} ({access}): {key}");
             println!(
@@ -197,5 +258,35 @@ pub async fn apikeys(command: ApiKeysCommand, data_dir: &Path) -> anyhow::Result
             );
         }
     }
+    Ok(())
+}
+
+/// `standby audit`: the newest audit records.
+pub async fn show_audit(limit: u32, data_dir: &Path) -> anyhow::Result<()> {
+    let store = SqliteStore::open(data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let page = store.list_audit(limit, 0).await?;
+    println!(
+        "{:<33} {:<16} {:<15} {:<14} {:<8} {:<37} DETAIL",
+        "TIME", "ACTOR", "ADDRESS", "ACTION", "OUTCOME", "TARGET"
+    );
+    for entry in page.items {
+        println!(
+            "{:<33} {:<16} {:<15} {:<14} {:<8} {:<37} {}",
+            entry.at.to_wire(),
+            entry.actor_name,
+            entry.address,
+            entry.action,
+            entry.outcome,
+            entry.target.unwrap_or_default(),
+            entry.detail
+        );
+    }
+    println!(
+        "({} of {} records)",
+        page.total.min(u64::from(limit)),
+        page.total
+    );
     Ok(())
 }

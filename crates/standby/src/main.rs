@@ -38,6 +38,13 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The audit trail: the newest records first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// API keys: long-lived bearer credentials for scripts.
     Apikeys {
         #[command(subcommand)]
@@ -91,6 +98,7 @@ fn main() -> anyhow::Result<()> {
                 import(&file, &store.data_dir).await
             }
             Command::Orgs { command, store } => admin::orgs(command, &store.data_dir).await,
+            Command::Audit { limit, store } => admin::show_audit(limit, &store.data_dir).await,
             Command::Apikeys { command, store } => admin::apikeys(command, &store.data_dir).await,
             Command::Users { command, store } => admin::users(command, &store.data_dir).await,
             Command::Fleet(FleetCommand::Demo) => {

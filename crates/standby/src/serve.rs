@@ -106,10 +106,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Scripts and tests read this line to find a random port.
     println!("standby: listening on http://{address}");
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "Standby is serving");
-    axum::serve(listener, standby_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    axum::serve(
+        listener,
+        standby_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
     tracing::info!("Standby stopped");
     Ok(())
 }

@@ -121,6 +121,18 @@ async fn bad_logins_are_oauth2_errors() {
     let (status, body) = send(
         app.http
             .post(app.url("/api/v3/token"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(vec![b'a'; 2 * 1024 * 1024]),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "an oversized form: {body}"
+    );
+    let (status, body) = send(
+        app.http
+            .post(app.url("/api/v3/token"))
             .json(&serde_json::json!({"grant_type": "password"})),
     )
     .await;

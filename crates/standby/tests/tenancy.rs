@@ -565,3 +565,108 @@ async fn api_keys_act_as_their_user_until_the_user_is_disabled() {
     let missing = standby(&["apikeys", "add", "nobody", "--data-dir", &data], None);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no user named 'nobody'"));
 }
+
+#[tokio::test]
+async fn writes_and_logins_leave_an_audit_trail_for_provider_administrators() {
+    let app = TestApp::demo().await;
+    let data = app.data_dir.to_str().unwrap().to_owned();
+    let failed = app
+        .http
+        .post(app.url("/api/v3/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "contoso-owner"),
+            ("password", "guess"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 400);
+    let plans = app.all_plans().await;
+    let ready = plans.iter().find(|p| p["status"] == "Ready").unwrap()["instanceUid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patch =
+        json!([{"op": "replace", "path": "/preFailoverCommand", "value": "C:\\audited.ps1"}]);
+    assert_eq!(
+        send(app.patch(&format!("{PLANS}/{ready}"), &patch)).await.0,
+        200
+    );
+    assert_eq!(
+        send(app.post(&format!("{PLANS}/{ready}/undo"))).await.0,
+        409
+    );
+    assert!(
+        standby(
+            &["users", "disable", "fabrikam-admin", "--data-dir", &data],
+            None
+        )
+        .status
+        .success()
+    );
+
+    let (status, trail) = app
+        .get_json("/api/v3/extensions/audit", &[("limit", "100")])
+        .await;
+    assert_eq!(status, 200, "{trail}");
+    let entries = trail["data"].as_array().unwrap();
+    let find = |action: &str, outcome: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action && e["outcome"] == outcome)
+            .cloned()
+    };
+    let login = find("login", "refused").expect("the failed login");
+    assert_eq!(
+        (login["actorName"].as_str(), login["address"].as_str()),
+        (Some("contoso-owner"), Some("127.0.0.1"))
+    );
+    assert!(find("login", "success").is_some());
+    let patched = find("plan.patch", "success").expect("the PATCH");
+    assert_eq!(
+        (patched["actorName"].as_str(), patched["target"].as_str()),
+        (Some(ADMIN), Some(ready.as_str()))
+    );
+    assert!(
+        find("plan.undo", "refused").unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("409")
+    );
+    let disabled = find("user.disable", "success").expect("the CLI change");
+    assert_eq!(
+        (
+            disabled["actorName"].as_str(),
+            disabled["address"].as_str(),
+            disabled["target"].as_str()
+        ),
+        (Some("cli"), Some("local"), Some("fabrikam-admin"))
+    );
+    let times: Vec<&str> = entries
+        .iter()
+        .map(|e| e["time"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    for user in ["contoso-owner", "noc-operator"] {
+        let token = app.token_for(user, DEMO_PASSWORD).await;
+        let (status, body) = call(
+            &app,
+            &token,
+            reqwest::Method::GET,
+            "/api/v3/extensions/audit",
+            None,
+        )
+        .await;
+        assert_error(status, &body, 403, 403, None);
+    }
+    let printed = String::from_utf8_lossy(
+        &standby(&["audit", "--limit", "5", "--data-dir", &data], None).stdout,
+    )
+    .to_string();
+    assert!(
+        printed.contains("user.disable") && printed.contains("records)"),
+        "{printed}"
+    );
+}

@@ -201,6 +201,10 @@ pub trait Store: Send + Sync + 'static {
     async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError>;
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
 
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Audit records, newest first.
+    async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError>;
+
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     /// A live API key and its enabled user.
     async fn find_api_key(
@@ -368,4 +372,22 @@ pub trait Store: Send + Sync + 'static {
     async fn set_sim_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError>;
     /// Executions per operation id.
     async fn sim_executions(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError>;
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub uid: Uuid,
+    pub at: Timestamp,
+    /// `None` when nobody was authenticated (a failed login, the command line).
+    pub actor_uid: Option<Uuid>,
+    pub actor_name: String,
+    /// The client's address, or `local` for the command line.
+    pub address: String,
+    /// What was done: `login`, `plan.patch`, `plan.start`, `plan.undo`, `action.cancel`, ...
+    pub action: String,
+    pub target: Option<String>,
+    /// `success`, `refused` (a 4xx) or `failed` (a server error).
+    pub outcome: String,
+    pub detail: String,
 }

@@ -334,3 +334,68 @@ pub(super) async fn find_api_key(
     };
     Ok(Some((key, user_from_row(&row, 5)?)))
 }
+
+pub(super) async fn record_audit(
+    pool: &SqlitePool,
+    entry: &crate::AuditEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit (uid, at, actor_uid, actor_name, address, action, target, outcome, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(uid_text(entry.uid))
+    .bind(entry.at.ticks())
+    .bind(entry.actor_uid.map(uid_text))
+    .bind(&entry.actor_name)
+    .bind(&entry.address)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.outcome)
+    .bind(&entry.detail)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Audit records, newest first.
+pub(super) async fn list_audit(
+    pool: &SqlitePool,
+    limit: u32,
+    offset: u32,
+) -> Result<crate::Page<crate::AuditEntry>, StoreError> {
+    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit")
+        .fetch_one(pool)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT uid, at, actor_uid, actor_name, address, action, target, outcome, detail FROM audit \
+         ORDER BY at DESC, uid DESC LIMIT $1 OFFSET $2",
+    )
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
+    .fetch_all(pool)
+    .await?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            let actor: Option<String> = row.try_get(2)?;
+            Ok(crate::AuditEntry {
+                uid: parse_uid("audit", "uid", &row.try_get::<String, _>(0)?)?,
+                at: Timestamp::from_ticks(row.try_get(1)?),
+                actor_uid: actor
+                    .as_deref()
+                    .map(|a| parse_uid("audit", "actor_uid", a))
+                    .transpose()?,
+                actor_name: row.try_get(3)?,
+                address: row.try_get(4)?,
+                action: row.try_get(5)?,
+                target: row.try_get(6)?,
+                outcome: row.try_get(7)?,
+                detail: row.try_get(8)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(crate::Page {
+        items,
+        total: total.max(0) as u64,
+    })
+}

@@ -198,6 +198,14 @@ impl Store for SqliteStore {
         auth::remove_user(&self.pool, name).await
     }
 
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        auth::record_audit(&self.pool, entry).await
+    }
+
+    async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError> {
+        auth::list_audit(&self.pool, limit, offset).await
+    }
+
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
         auth::insert_api_key(&self.pool, key).await
     }

@@ -1,0 +1,221 @@
+//! The audit trail: every write through the API (PATCH, start, undo, cancel, faults) and every
+//! login, with who, from where, when, what, and the outcome. Provider administrators read it at
+//! `GET /api/v3/extensions/audit` (and with `standby audit`).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, Request, State};
+use axum::http::Method;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::json;
+use standby_model::{Role, Timestamp};
+use standby_query::Paging;
+use standby_store::{AuditEntry, Scope, Store};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::envelope::json_response;
+use crate::error::{ApiError, ApiResult};
+use crate::params::{QueryParams, Version};
+
+/// Where the request came from (`unknown` when the server runs without connection info).
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(address_of(&parts.extensions)))
+    }
+}
+
+fn address_of(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
+}
+
+/// Filled by the `Principal` extractor, so the audit layer learns who made the request.
+#[derive(Clone, Default)]
+pub struct PrincipalSlot(pub Arc<Mutex<Option<Principal>>>);
+
+impl PrincipalSlot {
+    pub fn fill(&self, principal: &Principal) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(principal.clone());
+        }
+    }
+
+    fn take(&self) -> Option<Principal> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Names a write by its route: (`plan.start`, target UID).
+fn classify(method: &Method, path: &str) -> (String, Option<String>) {
+    // Inside `nest("/api/v3")` the prefix is already stripped; accept both forms.
+    let segments: Vec<&str> = path
+        .trim_start_matches("/api/v3")
+        .trim_start_matches('/')
+        .split('/')
+        .collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("PATCH", ["infrastructure", "backupServers", "failoverplans", plan]) => {
+            ("plan.patch".into(), Some((*plan).into()))
+        }
+        (
+            "POST",
+            [
+                "infrastructure",
+                "backupServers",
+                "failoverplans",
+                plan,
+                "start",
+            ],
+        ) => ("plan.start".into(), Some((*plan).into())),
+        (
+            "POST",
+            [
+                "infrastructure",
+                "backupServers",
+                "failoverplans",
+                plan,
+                "undo",
+            ],
+        ) => ("plan.undo".into(), Some((*plan).into())),
+        ("DELETE", ["asyncActions", action]) => ("action.cancel".into(), Some((*action).into())),
+        ("DELETE", ["asyncActions", action, "result"]) => {
+            ("action.forget".into(), Some((*action).into()))
+        }
+        ("PUT", ["extensions", "sim", "faults"]) => ("sim.fault".into(), None),
+        _ => (format!("{method} {path}"), None),
+    }
+}
+
+fn outcome_of(status: u16) -> &'static str {
+    match status {
+        200..=299 => "success",
+        400..=499 => "refused",
+        _ => "failed",
+    }
+}
+
+/// Writes an audit record; a failure to record is logged, never turned into the request's failure.
+pub async fn record(store: &dyn Store, entry: AuditEntry) {
+    if let Err(error) = store.record_audit(&entry).await {
+        tracing::error!(%error, action = %entry.action, "could not write an audit record");
+    }
+}
+
+/// Audits every write to `/api/v3` (the token endpoint audits logins itself).
+pub async fn audit_writes(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || request.uri().path().ends_with("/token")
+    {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let address = address_of(request.extensions());
+    let slot = PrincipalSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let principal = slot.take();
+    let (action, target) = classify(&method, &path);
+    let detail = match query {
+        Some(query) if action == "plan.start" => format!("HTTP {status}; {query}"),
+        _ => format!("HTTP {status}"),
+    };
+    record(
+        state.store.as_ref(),
+        AuditEntry {
+            uid: Uuid::now_v7(),
+            at: Timestamp::now(),
+            actor_uid: principal.as_ref().map(|p| p.user_uid),
+            actor_name: principal.map_or_else(|| "anonymous".to_owned(), |p| p.name),
+            address,
+            action,
+            target,
+            outcome: outcome_of(status).to_owned(),
+            detail,
+        },
+    )
+    .await;
+    response
+}
+
+/// `GET /api/v3/extensions/audit`: newest first; provider administrators only.
+pub async fn list(
+    State(state): State<AppState>,
+    _version: Version,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    if principal.role != Role::PortalAdministrator || principal.scope != Scope::All {
+        return Err(ApiError::forbidden(
+            "Only provider administrators may read the audit trail.",
+        ));
+    }
+    let params = QueryParams::parse(raw.as_deref())?;
+    let paging = Paging::parse(
+        params.get("limit"),
+        params.get("offset"),
+        state.settings.max_page_size,
+    )?;
+    let page = state.store.list_audit(paging.limit, paging.offset).await?;
+    let data: Vec<serde_json::Value> = page
+        .items
+        .iter()
+        .map(|e| {
+            json!({
+                "instanceUid": e.uid, "time": e.at, "actorUid": e.actor_uid, "actorName": e.actor_name,
+                "address": e.address, "action": e.action, "target": e.target, "outcome": e.outcome, "detail": e.detail,
+            })
+        })
+        .collect();
+    let count = data.len();
+    Ok(json_response(
+        200,
+        &json!({ "data": data, "meta": { "pagingInfo": { "total": page.total, "count": count, "offset": paging.offset } } }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_named_by_route() {
+        let uid = "4b1a7f0e-0000-4000-8000-000000000000";
+        assert_eq!(
+            classify(
+                &Method::POST,
+                &format!("/api/v3/infrastructure/backupServers/failoverplans/{uid}/start")
+            ),
+            ("plan.start".into(), Some(uid.into()))
+        );
+        assert_eq!(
+            classify(&Method::DELETE, &format!("/api/v3/asyncActions/{uid}")),
+            ("action.cancel".into(), Some(uid.into()))
+        );
+        assert_eq!(
+            classify(&Method::POST, "/api/v3/elsewhere"),
+            ("POST /api/v3/elsewhere".into(), None)
+        );
+        assert_eq!(
+            (outcome_of(200), outcome_of(409), outcome_of(520)),
+            ("success", "refused", "failed")
+        );
+    }
+}
