@@ -34,7 +34,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-fn address_of(extensions: &axum::http::Extensions) -> String {
+pub(crate) fn address_of(extensions: &axum::http::Extensions) -> String {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())

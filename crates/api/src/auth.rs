@@ -238,12 +238,27 @@ pub async fn token(
     match issue(&state, &headers, &body, &address).await {
         Ok(response) => response,
         Err(TokenError::OAuth(error, description)) => oauth_error(error, &description),
+        Err(TokenError::Throttled(seconds)) => {
+            let description = format!(
+                "Too many failed logins for this user or address; try again in {seconds} seconds."
+            );
+            let mut response = json_response(
+                429,
+                &json!({ "error": "invalid_request", "error_description": description, "error_uri": null }),
+            );
+            if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
         Err(TokenError::Api(error)) => axum::response::IntoResponse::into_response(error),
     }
 }
 
 enum TokenError {
     OAuth(&'static str, String),
+    /// Too many failed logins: wait this many seconds.
+    Throttled(u64),
     Api(ApiError),
 }
 
@@ -310,6 +325,10 @@ async fn issue(
                     "username (1 to 2048 characters) and password (1 to 128) are required.",
                 ));
             }
+            if let Some(seconds) = state.throttle.login_blocked(username, address) {
+                tracing::warn!(user.name = %username, %address, "login throttled");
+                return Err(TokenError::Throttled(seconds));
+            }
             let user = state.store.find_user_by_name(username).await?;
             // Verify against a fixed hash when the user is unknown, so timing does not tell.
             let hash = user
@@ -320,6 +339,7 @@ async fn issue(
                 Some(user) if matches && !user.disabled => (user, read_only, Uuid::now_v7()),
                 _ => {
                     tracing::warn!(user.name = %username, "login failed");
+                    state.throttle.login_failed(username, address);
                     login_audit(
                         state,
                         None,

@@ -106,6 +106,11 @@ impl ApiError {
         Self::new(413, ErrorType::Logical, 413, message)
     }
 
+    /// 429: throttled (`retryAfter` is set by the caller).
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self::new(429, ErrorType::Transport, 429, message)
+    }
+
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(415, ErrorType::Logical, 415, message)
     }

@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod params;
 pub mod patch;
+pub mod throttle;
 pub mod users;
 pub mod vspc;
 
@@ -39,6 +40,7 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// What `/asyncActions/config` reports: how long a successful action's result is kept.
     pub action_retention_seconds: u64,
+    pub throttle: throttle::ThrottleSettings,
 }
 
 impl Default for ApiSettings {
@@ -50,6 +52,7 @@ impl Default for ApiSettings {
             refresh_token_seconds: 48 * 3600,
             request_timeout: Duration::from_secs(60),
             action_retention_seconds: 300,
+            throttle: throttle::ThrottleSettings::default(),
         }
     }
 }
@@ -60,6 +63,7 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// Woken when a session is queued, so a worker picks it up at once.
     pub engine: Option<standby_engine::Engine>,
+    pub throttle: Arc<throttle::Throttle>,
     /// Verified against when a login names an unknown user, so timing does not reveal it.
     dummy_hash: String,
 }
@@ -71,10 +75,12 @@ impl AppState {
         engine: Option<standby_engine::Engine>,
     ) -> Result<Self, ApiError> {
         let dummy_hash = auth::hash_password(auth::generate_password()?).await?;
+        let throttle = Arc::new(throttle::Throttle::new(settings.throttle.clone()));
         Ok(AppState {
             store,
             settings: Arc::new(settings),
             engine,
+            throttle,
             dummy_hash,
         })
     }
@@ -138,12 +144,19 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(extensions::sim_fault),
         )
         .route("/extensions/audit", get(audit::list));
+    // Everything that needs a token is throttled per address and per user.
+    let protected = Router::new()
+        .merge(vspc)
+        .merge(actions)
+        .merge(extensions)
+        .layer(axum_middleware::from_fn_with_state(
+            state.clone(),
+            throttle::throttle,
+        ));
     let api = Router::new()
         .route("/token", post(auth::token))
         .route("/openapi.json", get(openapi::serve))
-        .merge(actions)
-        .merge(extensions)
-        .merge(vspc)
+        .merge(protected)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
     let api = api.layer(axum_middleware::from_fn_with_state(

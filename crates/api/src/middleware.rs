@@ -53,9 +53,13 @@ async fn replay_or_run(
     next: Next,
 ) -> Result<Response, Response> {
     let version = Version::from_headers(request.headers()).map_err(IntoResponse::into_response)?;
-    let principal = authenticate(state, request.headers())
-        .await
-        .map_err(IntoResponse::into_response)?;
+    // The throttle layer has usually authenticated the request already.
+    let principal = match request.extensions().get::<crate::auth::Principal>() {
+        Some(principal) => principal.clone(),
+        None => authenticate(state, request.headers())
+            .await
+            .map_err(IntoResponse::into_response)?,
+    };
     let (mut parts, body) = request.into_parts();
     let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
         ApiError::too_large(format!(

@@ -64,6 +64,16 @@ pub struct ServeArgs {
     /// How long a failed or cancelled async action stays readable, in seconds [default: 3600].
     #[arg(long, env = "STANDBY_ACTION_FAILURE_RETENTION_SECONDS")]
     action_failure_retention_seconds: Option<u64>,
+    /// Requests per minute one user may make; an address may make twice as many [default: 1200].
+    #[arg(long, env = "STANDBY_THROTTLE_REQUESTS_PER_MINUTE")]
+    throttle_requests_per_minute: Option<u32>,
+    /// Requests one user may have in flight; an address twice as many [default: 32].
+    #[arg(long, env = "STANDBY_THROTTLE_CONCURRENT")]
+    throttle_concurrent: Option<usize>,
+    /// Failed logins per user name per 5 minutes before logins wait; an address gets 4 times
+    /// as many [default: 5].
+    #[arg(long, env = "STANDBY_LOGIN_FAILURES_PER_5_MINUTES")]
+    login_failures_per_5_minutes: Option<u32>,
 }
 
 /// The config file's keys.
@@ -84,6 +94,9 @@ struct FileSettings {
     sim_boot_ms: Option<String>,
     action_success_retention_seconds: Option<u64>,
     action_failure_retention_seconds: Option<u64>,
+    throttle_requests_per_minute: Option<u32>,
+    throttle_concurrent: Option<usize>,
+    login_failures_per_5_minutes: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +219,24 @@ impl Settings {
                 refresh_token_seconds: defaults.refresh_token_seconds,
                 request_timeout: Duration::from_secs(60),
                 action_retention_seconds: success_retention.as_secs(),
+                throttle: standby_api::throttle::ThrottleSettings {
+                    user_per_window: args
+                        .throttle_requests_per_minute
+                        .or(file.throttle_requests_per_minute)
+                        .unwrap_or(1200)
+                        .max(1),
+                    user_concurrent: args
+                        .throttle_concurrent
+                        .or(file.throttle_concurrent)
+                        .unwrap_or(32)
+                        .max(1),
+                    login_failures: args
+                        .login_failures_per_5_minutes
+                        .or(file.login_failures_per_5_minutes)
+                        .unwrap_or(5)
+                        .max(1),
+                    ..Default::default()
+                },
             },
             admin,
         })

@@ -670,3 +670,78 @@ async fn writes_and_logins_leave_an_audit_trail_for_provider_administrators() {
         "{printed}"
     );
 }
+
+#[tokio::test]
+async fn requests_and_failed_logins_are_throttled() {
+    let temp = tempfile::tempdir().unwrap();
+    let app = TestApp::start(
+        temp.path(),
+        &[
+            "--demo",
+            "--throttle-requests-per-minute",
+            "6",
+            "--login-failures-per-5-minutes",
+            "3",
+        ],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = app.get(PLANS).send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry_header = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = response.json().await.unwrap();
+        if status == 429 {
+            assert_eq!(body["errors"][0]["type"], "transport");
+            assert_eq!(body["errors"][0]["code"], 429);
+            let retry = body["errors"][0]["retryAfter"].as_u64().unwrap();
+            assert!((1..=60).contains(&retry), "{body}");
+            assert_eq!(retry_header, Some(retry.to_string()));
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 200, 429, 429],
+        "the user's window is 6 per minute"
+    );
+    // Another user has a window of their own.
+    let other = app.token_for("noc-readonly", DEMO_PASSWORD).await;
+    assert_eq!(
+        call(&app, &other, reqwest::Method::GET, PLANS, None)
+            .await
+            .0,
+        200
+    );
+
+    let login = |password: &'static str| {
+        app.http
+            .post(app.url("/api/v3/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "contoso-owner"),
+                ("password", password),
+            ])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(login("wrong").await.unwrap().status(), 400);
+    }
+    let blocked = login(DEMO_PASSWORD).await.unwrap();
+    assert_eq!(
+        blocked.status(),
+        429,
+        "even the right password waits after 3 failures"
+    );
+    assert!(blocked.headers().get("retry-after").is_some());
+    let body: Value = blocked.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(
+        app.login("fabrikam-admin", DEMO_PASSWORD).await["token_type"],
+        "bearer",
+        "other users log in"
+    );
+}

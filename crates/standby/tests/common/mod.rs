@@ -54,6 +54,10 @@ impl TestApp {
         if !extra.contains(&"--undo-batch-interval-seconds") {
             command.args(["--undo-batch-interval-seconds", "0"]);
         }
+        // Tests poll fast; only the throttling test sets tight limits.
+        if !extra.contains(&"--throttle-requests-per-minute") {
+            command.args(["--throttle-requests-per-minute", "1000000"]);
+        }
         command
             .env("STANDBY_ADMIN_USER", ADMIN)
             .env("STANDBY_ADMIN_PASSWORD", PASSWORD)

@@ -1,0 +1,258 @@
+//! Throttling (CONTRACT.md §11): per client address and per user, a cap on concurrent requests
+//! and on requests per window; 429 with `retryAfter` and `Retry-After`. Failed logins are counted
+//! per user name and per address, so guessing passwords is slow.
+//!
+//! The counters live in this process: with several nodes, each enforces its own share.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::auth::authenticate;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct ThrottleSettings {
+    /// Requests one user may have in flight; an address may have twice as many.
+    pub user_concurrent: usize,
+    /// Requests one user may make per window; an address may make twice as many.
+    pub user_per_window: u32,
+    pub window: Duration,
+    /// Failed logins per user name per login window; an address may fail four times as often.
+    pub login_failures: u32,
+    pub login_window: Duration,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            user_concurrent: 32,
+            user_per_window: 1200,
+            window: Duration::from_secs(60),
+            login_failures: 5,
+            login_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Fixed windows and in-flight counts by key.
+#[derive(Default)]
+pub struct Throttle {
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    in_flight: Mutex<HashMap<String, usize>>,
+    pub settings: ThrottleSettings,
+}
+
+/// Holds one in-flight slot; releases it when dropped.
+pub struct Slot {
+    throttle: Arc<Throttle>,
+    key: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Ok(mut in_flight) = self.throttle.in_flight.lock() else {
+            return;
+        };
+        if let Some(count) = in_flight.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn throttled(retry_after: u64, message: &str) -> ApiError {
+    let mut error = ApiError::too_many(message);
+    error.error.retry_after = Some(retry_after.max(1));
+    error
+}
+
+impl Throttle {
+    pub fn new(settings: ThrottleSettings) -> Self {
+        Throttle {
+            settings,
+            ..Throttle::default()
+        }
+    }
+
+    /// Seconds until the key's window resets, if `add` more would pass `limit`; else counts them.
+    fn window(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        add: u32,
+        check_only: bool,
+    ) -> Option<u64> {
+        let now = Instant::now();
+        let mut windows = self.windows.lock().ok()?;
+        if windows.len() > 100_000 {
+            // Forget finished windows so a flood of addresses cannot grow this without bound.
+            windows.retain(|_, (start, _)| {
+                now.duration_since(*start) < window.max(self.settings.login_window)
+            });
+        }
+        let entry = windows.entry(key.to_owned()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        if entry.1.saturating_add(add.max(1)) > limit && (check_only || add > 0) {
+            return Some(window.saturating_sub(now.duration_since(entry.0)).as_secs() + 1);
+        }
+        if !check_only {
+            entry.1 += add;
+        }
+        None
+    }
+
+    fn enter(self: &Arc<Self>, key: String, limit: usize) -> Result<Slot, ApiError> {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .map_err(|_| ApiError::internal("throttle lock poisoned"))?;
+        let count = in_flight.entry(key.clone()).or_insert(0);
+        if *count >= limit {
+            return Err(throttled(1, "Too many concurrent requests; retry shortly."));
+        }
+        *count += 1;
+        Ok(Slot {
+            throttle: self.clone(),
+            key,
+        })
+    }
+
+    /// Admits one request from `address` (and, once known, `user`), or says how long to wait.
+    pub fn admit(self: &Arc<Self>, scope: &str, key: &str, factor: u32) -> Result<Slot, ApiError> {
+        let settings = &self.settings;
+        let window_key = format!("{scope}:{key}");
+        if let Some(retry) = self.window(
+            &window_key,
+            settings.user_per_window.saturating_mul(factor),
+            settings.window,
+            1,
+            false,
+        ) {
+            return Err(throttled(
+                retry,
+                "Too many requests; retry after the time given.",
+            ));
+        }
+        self.enter(
+            window_key,
+            settings.user_concurrent.saturating_mul(factor as usize),
+        )
+    }
+
+    /// Seconds to wait before another login for this user name or address may be tried.
+    pub fn login_blocked(&self, user: &str, address: &str) -> Option<u64> {
+        let settings = &self.settings;
+        let by_user = self.window(
+            &format!("login-user:{user}"),
+            settings.login_failures,
+            settings.login_window,
+            0,
+            true,
+        );
+        let by_address = self.window(
+            &format!("login-address:{address}"),
+            settings.login_failures * 4,
+            settings.login_window,
+            0,
+            true,
+        );
+        by_user.max(by_address)
+    }
+
+    pub fn login_failed(&self, user: &str, address: &str) {
+        let settings = &self.settings;
+        self.window(
+            &format!("login-user:{user}"),
+            u32::MAX,
+            settings.login_window,
+            1,
+            false,
+        );
+        self.window(
+            &format!("login-address:{address}"),
+            u32::MAX,
+            settings.login_window,
+            1,
+            false,
+        );
+    }
+}
+
+/// Throttles every authenticated route: by address first, then by the authenticated user.
+pub async fn throttle(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let address = crate::audit::address_of(request.extensions());
+    let _by_address = match state.throttle.admit("address", &address, 2) {
+        Ok(slot) => slot,
+        Err(error) => return error.into_response(),
+    };
+    let principal = match authenticate(&state, request.headers()).await {
+        Ok(principal) => principal,
+        // Unauthenticated requests are answered by the handlers' own 401, still counted by address.
+        Err(_) => return next.run(request).await,
+    };
+    let _by_user = match state
+        .throttle
+        .admit("user", &principal.user_uid.to_string(), 1)
+    {
+        Ok(slot) => slot,
+        Err(error) => return error.into_response(),
+    };
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_concurrency_limit_and_reset() {
+        let throttle = Arc::new(Throttle::new(ThrottleSettings {
+            user_concurrent: 2,
+            user_per_window: 3,
+            window: Duration::from_millis(200),
+            login_failures: 2,
+            login_window: Duration::from_millis(200),
+        }));
+        let a = throttle.admit("user", "u", 1).unwrap();
+        let b = throttle.admit("user", "u", 1).unwrap();
+        let error = throttle.admit("user", "u", 1).err().unwrap();
+        assert_eq!(
+            (error.status, error.error.retry_after),
+            (429, Some(1)),
+            "two in flight"
+        );
+        drop((a, b));
+        let error = throttle.admit("user", "u", 1).err().unwrap();
+        assert_eq!(error.status, 429, "the window's 3 requests are used");
+        assert!(
+            throttle.admit("user", "other", 1).is_ok(),
+            "other users are not affected"
+        );
+        std::thread::sleep(Duration::from_millis(220));
+        assert!(throttle.admit("user", "u", 1).is_ok(), "a new window");
+
+        assert!(throttle.login_blocked("bob", "1.2.3.4").is_none());
+        throttle.login_failed("bob", "1.2.3.4");
+        throttle.login_failed("bob", "1.2.3.4");
+        assert!(
+            throttle.login_blocked("bob", "9.9.9.9").is_some(),
+            "by user name, from any address"
+        );
+        assert!(
+            throttle.login_blocked("alice", "1.2.3.4").is_none(),
+            "the address has room for 8"
+        );
+    }
+}
