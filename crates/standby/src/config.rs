@@ -74,6 +74,12 @@ pub struct ServeArgs {
     /// as many [default: 5].
     #[arg(long, env = "STANDBY_LOGIN_FAILURES_PER_5_MINUTES")]
     login_failures_per_5_minutes: Option<u32>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "STANDBY_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "STANDBY_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The config file's keys.
@@ -97,6 +103,8 @@ struct FileSettings {
     throttle_requests_per_minute: Option<u32>,
     throttle_concurrent: Option<usize>,
     login_failures_per_5_minutes: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +115,8 @@ pub struct Settings {
     pub fleet: Option<PathBuf>,
     pub log_format: LogFormat,
     pub api: standby_api::ApiSettings,
+    /// Certificate chain and key (PEM) when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub engine: standby_engine::EngineSettings,
     pub sim: standby_engine::sim::SimSettings,
     /// From `STANDBY_ADMIN_USER` / `STANDBY_ADMIN_PASSWORD` (environment only: no secrets in files).
@@ -185,7 +195,16 @@ impl Settings {
             .action_failure_retention_seconds
             .or(file.action_failure_retention_seconds)
             .map_or(engine_defaults.failure_retention, Duration::from_secs);
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
         Ok(Settings {
+            tls,
             engine: standby_engine::EngineSettings {
                 workers,
                 max_parallel_boots,

@@ -99,20 +99,53 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     });
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.listen))?;
-    let address = listener.local_addr()?;
-    // Scripts and tests read this line to find a random port.
-    println!("standby: listening on http://{address}");
-    tracing::info!(%address, data_dir = %settings.data_dir.display(), "Standby is serving");
-    axum::serve(
-        listener,
-        standby_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving")?;
+    let app =
+        standby_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match &settings.tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("listening on {}", settings.listen))?;
+            let address = listener.local_addr()?;
+            // Scripts and tests read this line to find a random port.
+            println!("standby: listening on http://{address}");
+            tracing::info!(%address, data_dir = %settings.data_dir.display(), "Standby is serving");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serving")?;
+        }
+        Some((cert, key)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "loading the TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            let handle = axum_server::Handle::new();
+            let shutdown = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            let listening = handle.clone();
+            let data_dir = settings.data_dir.display().to_string();
+            tokio::spawn(async move {
+                if let Some(address) = listening.listening().await {
+                    println!("standby: listening on https://{address}");
+                    tracing::info!(%address, %data_dir, "Standby is serving over TLS");
+                }
+            });
+            axum_server::bind_rustls(settings.listen, config)
+                .handle(handle)
+                .serve(app)
+                .await
+                .context("serving over TLS")?;
+        }
+    }
     tracing::info!("Standby stopped");
     Ok(())
 }
