@@ -80,6 +80,9 @@ pub struct ServeArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, env = "STANDBY_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// A client must send a request's headers within this many seconds [default: 10].
+    #[arg(long, env = "STANDBY_HEADER_READ_TIMEOUT_SECONDS")]
+    header_read_timeout_seconds: Option<u64>,
 }
 
 /// The config file's keys.
@@ -105,6 +108,7 @@ struct FileSettings {
     login_failures_per_5_minutes: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    header_read_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +121,8 @@ pub struct Settings {
     pub api: standby_api::ApiSettings,
     /// Certificate chain and key (PEM) when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Slow clients: the time allowed to send a request's headers.
+    pub header_read_timeout: Duration,
     pub engine: standby_engine::EngineSettings,
     pub sim: standby_engine::sim::SimSettings,
     /// From `STANDBY_ADMIN_USER` / `STANDBY_ADMIN_PASSWORD` (environment only: no secrets in files).
@@ -205,6 +211,12 @@ impl Settings {
         };
         Ok(Settings {
             tls,
+            header_read_timeout: Duration::from_secs(
+                args.header_read_timeout_seconds
+                    .or(file.header_read_timeout_seconds)
+                    .unwrap_or(10)
+                    .clamp(1, 3600),
+            ),
             engine: standby_engine::EngineSettings {
                 workers,
                 max_parallel_boots,

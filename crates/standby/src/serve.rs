@@ -101,19 +101,38 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let app =
         standby_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        // Stop accepting, let requests in flight finish; sessions resume on the next start.
+        shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+    });
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let listening = handle.clone();
+    let data_dir = settings.data_dir.display().to_string();
+    tokio::spawn(async move {
+        if let Some(address) = listening.listening().await {
+            // Scripts and tests read this line to find a random port.
+            println!("standby: listening on {scheme}://{address}");
+            tracing::info!(%address, %data_dir, scheme, "Standby is serving");
+        }
+    });
     match &settings.tls {
         None => {
-            let listener = tokio::net::TcpListener::bind(settings.listen)
+            let mut server = axum_server::bind(settings.listen).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(settings.header_read_timeout);
+            server
+                .serve(app)
                 .await
-                .with_context(|| format!("listening on {}", settings.listen))?;
-            let address = listener.local_addr()?;
-            // Scripts and tests read this line to find a random port.
-            println!("standby: listening on http://{address}");
-            tracing::info!(%address, data_dir = %settings.data_dir.display(), "Standby is serving");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("serving")?;
+                .with_context(|| format!("serving on {}", settings.listen))?;
         }
         Some((cert, key)) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
@@ -125,25 +144,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                         key.display()
                     )
                 })?;
-            let handle = axum_server::Handle::new();
-            let shutdown = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
-            });
-            let listening = handle.clone();
-            let data_dir = settings.data_dir.display().to_string();
-            tokio::spawn(async move {
-                if let Some(address) = listening.listening().await {
-                    println!("standby: listening on https://{address}");
-                    tracing::info!(%address, %data_dir, "Standby is serving over TLS");
-                }
-            });
-            axum_server::bind_rustls(settings.listen, config)
-                .handle(handle)
+            let mut server = axum_server::bind_rustls(settings.listen, config).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(settings.header_read_timeout);
+            server
                 .serve(app)
                 .await
-                .context("serving over TLS")?;
+                .with_context(|| format!("serving over TLS on {}", settings.listen))?;
         }
     }
     tracing::info!("Standby stopped");

@@ -262,3 +262,29 @@ fn a_generated_admin_password_is_printed_once() {
         "{first}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_slowly_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let temp = tempfile::tempdir().unwrap();
+    let app = TestApp::start(temp.path(), &["--header-read-timeout-seconds", "1"]).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Half a request, then silence: the server must not hold the connection open.
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: standby\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut buffer),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was still open after 20 s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // A complete request on a new connection is answered as usual.
+    let (status, _) = send(app.http.get(app.url("/healthz"))).await;
+    assert_eq!(status, 200);
+}
