@@ -23,13 +23,12 @@ const KEPT_HEADERS: [&str; 2] = ["content-type", "location"];
 
 /// PATCH and POST with `X-Request-id`: the first response is kept for the window; a repeat of
 /// the same request by the same user replays it, a different request with the id gets 409.
+/// On every method a malformed id is a 400.
 pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !matches!(*request.method(), Method::POST | Method::PATCH) {
-        return next.run(request).await;
-    }
     let Some(header) = request.headers().get("x-request-id") else {
         return next.run(request).await;
     };
+    // Declared as a UUID on every operation: a malformed one is refused even where it is unused.
     let request_id = match header
         .to_str()
         .ok()
@@ -41,6 +40,9 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
                 .into_response();
         }
     };
+    if !matches!(*request.method(), Method::POST | Method::PATCH) {
+        return next.run(request).await;
+    }
     match replay_or_run(&state, request_id, request, next).await {
         Ok(response) | Err(response) => response,
     }

@@ -31,6 +31,16 @@ fn merge(vspc: &str, extensions: &str) -> Result<Value, serde_json::Error> {
             paths.extend(added.clone());
         }
     }
+    // What Standby validates, said in the document: the version header's form, and /token's 429.
+    document["components"]["parameters"]["XClientVersion"]["schema"]["pattern"] =
+        json!(r"^\d+\.\d+(\.\d+){0,2}$");
+    if let Some(responses) = document["paths"]["/token"]["post"]["responses"].as_object_mut() {
+        responses.insert(
+            "429".into(),
+            json!({"description": "Too many failed logins for this user name or address; see the Retry-After header.",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuth2Error"}}}}),
+        );
+    }
     if let (Some(schemas), Some(added)) = (
         document["components"]["schemas"].as_object_mut(),
         extensions["schemas"].as_object(),
@@ -69,6 +79,10 @@ mod tests {
         assert!(paths.contains_key("/extensions/failoverplans/{planUid}/preview"));
         assert!(!paths.contains_key("/asyncActions/{actionId}/requestData"));
         assert!(document["components"]["schemas"]["StandbyStartPreview"].is_object());
+        assert!(
+            document["components"]["parameters"]["XClientVersion"]["schema"]["pattern"].is_string()
+        );
+        assert!(document["paths"]["/token"]["post"]["responses"]["429"].is_object());
         // Every $ref points at something that exists.
         let text = document.to_string();
         for reference in text.split("\"$ref\":\"#/").skip(1) {

@@ -164,6 +164,14 @@ async fn request_ids_replay_the_first_answer_even_after_a_restart() {
     )
     .await;
     assert_error(status, &body, 400, 400, Some("X-Request-id"));
+    // Declared as a UUID on every operation, so a GET with a malformed one is refused too.
+    let (status, body) = send(app.get(PLANS).header("X-Request-id", "6")).await;
+    assert_error(status, &body, 400, 400, Some("X-Request-id"));
+    let (status, _) = send(app.get(PLANS).header("X-Request-id", request_id)).await;
+    assert_eq!(
+        status, 200,
+        "a well-formed id on a GET is accepted and ignored"
+    );
 
     // A failed request is not remembered: the same id may be retried once it is fixed.
     let retry_id = "1b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d";
