@@ -198,6 +198,7 @@ async fn login_audit(
     outcome: &str,
     detail: &str,
 ) {
+    metrics::counter!("standby_logins_total", "outcome" => outcome.to_owned()).increment(1);
     let entry = standby_store::AuditEntry {
         uid: Uuid::now_v7(),
         at: Timestamp::now(),

@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod error;
 pub mod extensions;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod params;
@@ -163,10 +164,12 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         audit::audit_writes,
     ));
+    let api = api.layer(axum_middleware::from_fn(metrics::track));
     let api = middleware::error_layers(api, state.settings.request_timeout);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::serve))
         .nest("/api/v3", api)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .layer(DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))

@@ -98,7 +98,10 @@ async fn replay_or_run(
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
     match reservation {
-        Reservation::Replay(stored) => return Ok(replayed(stored)),
+        Reservation::Replay(stored) => {
+            metrics::counter!("standby_idempotent_replays_total").increment(1);
+            return Ok(replayed(stored));
+        }
         Reservation::InFlight => {
             return Err(ApiError::cannot_now(
                 "A request with this X-Request-id is still being processed.",

@@ -100,6 +100,18 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
         request: axum::extract::Request,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
+        // Refuse an announced oversized body before reading any of it.
+        let announced = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > crate::middleware::MAX_BODY_BYTES as u64) {
+            return Err(ApiError::too_large(format!(
+                "The request body is larger than {} bytes.",
+                crate::middleware::MAX_BODY_BYTES
+            )));
+        }
         match axum::body::Bytes::from_request(request, state).await {
             Ok(bytes) => Ok(Body(bytes)),
             Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {

@@ -69,6 +69,7 @@ impl Drop for Slot {
 }
 
 fn throttled(retry_after: u64, message: &str) -> ApiError {
+    metrics::counter!("standby_throttled_requests_total").increment(1);
     let mut error = ApiError::too_many(message);
     error.error.retry_after = Some(retry_after.max(1));
     error

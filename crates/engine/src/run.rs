@@ -131,6 +131,12 @@ async fn vm_step(
     } else {
         BackupStatus::Failed
     };
+    let kind = if test.is_some() { "failover" } else { "undo" };
+    let result = if outcome.ok { "success" } else { "failed" };
+    metrics::counter!("standby_vm_operations_total", "kind" => kind, "outcome" => result)
+        .increment(1);
+    metrics::histogram!("standby_vm_operation_duration_seconds", "kind" => kind)
+        .record((end.ticks() - step.start_time.ticks()).max(0) as f64 / 10_000_000.0);
     ctx.store
         .record_vm_end(
             session,
@@ -447,6 +453,7 @@ async fn finish(
     ctx.store
         .finish_session(work.session_uid, &end, now)
         .await?;
+    metrics::counter!("standby_sessions_total", "kind" => work.kind.as_str(), "outcome" => end.action_status).increment(1);
     tracing::info!(session.uid = %work.session_uid, plan.uid = %work.plan_uid, plan.status = %plan_status, "session finished");
     Ok(())
 }

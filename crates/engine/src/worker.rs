@@ -73,6 +73,8 @@ async fn work_loop(ctx: EngineContext, wake: Arc<Notify>, worker: String) {
         {
             Ok(Some(job)) => {
                 tracing::info!(session.uid = %job.session_uid, attempt = job.attempts, "session claimed");
+                let resumed = if job.attempts > 1 { "true" } else { "false" };
+                metrics::counter!("standby_jobs_claimed_total", "resumed" => resumed).increment(1);
                 let heartbeat = tokio::spawn(heartbeat(ctx.clone(), job.uid, worker.clone()));
                 if let Err(error) = run::run_session(&ctx, job.session_uid).await {
                     // The job stays leased; when the lease runs out it is retried from where it stopped.

@@ -21,6 +21,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         LogFormat::Json => subscriber.json().init(),
     }
 
+    // Before anything is counted, so /metrics sees every event.
+    standby_api::metrics::install();
     let store = SqliteStore::open(&settings.data_dir)
         .await
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;

@@ -101,14 +101,11 @@ async fn patch_commands_and_refusals() {
     assert_error(status, &body, 404, 404, None);
     let (status, body) = send(app.patch(&format!("{PLANS}/12"), &json!([]))).await;
     assert_error(status, &body, 400, 400, Some("planUid"));
-    let (status, body) = send(
-        app.http
-            .patch(app.url(&path))
-            .bearer_auth(&app.token)
-            .header("Content-Type", "application/json")
-            .body(vec![b' '; 2 * 1024 * 1024]),
-    )
-    .await;
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: standby\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 2097152\r\nConnection: close\r\n\r\n",
+        app.token
+    );
+    let (status, body) = raw_request(&app.base, &head, b"[").await;
     assert_error(status, &body, 413, 413, None);
 }
 
