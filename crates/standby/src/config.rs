@@ -80,7 +80,8 @@ pub struct ServeArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, env = "STANDBY_TLS_KEY")]
     tls_key: Option<PathBuf>,
-    /// A client must send a request's headers within this many seconds [default: 10].
+    /// A client must send a request's headers within this many seconds; an idle keep-alive
+    /// connection is closed after as long [default: 30].
     #[arg(long, env = "STANDBY_HEADER_READ_TIMEOUT_SECONDS")]
     header_read_timeout_seconds: Option<u64>,
 }
@@ -214,7 +215,7 @@ impl Settings {
             header_read_timeout: Duration::from_secs(
                 args.header_read_timeout_seconds
                     .or(file.header_read_timeout_seconds)
-                    .unwrap_or(10)
+                    .unwrap_or(30)
                     .clamp(1, 3600),
             ),
             engine: standby_engine::EngineSettings {
