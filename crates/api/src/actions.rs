@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::envelope::{empty, json_response};
+use crate::envelope::{empty, json_response, page_of_values};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Version, path_uid};
 
@@ -63,11 +63,8 @@ pub async fn list(
         .list_actions(initiator_filter(&principal), Timestamp::now())
         .await?;
     let data: Vec<Value> = actions.iter().map(info).collect();
-    let count = data.len();
-    Ok(json_response(
-        200,
-        &json!({ "data": data, "meta": { "pagingInfo": { "total": count, "count": count, "offset": 0 } } }),
-    ))
+    let total = data.len() as u64;
+    Ok(page_of_values(data, total, 0))
 }
 
 /// `GET /asyncActions/config`

@@ -12,13 +12,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
 use standby_model::{Role, Timestamp};
-use standby_query::Paging;
 use standby_store::{AuditEntry, Scope, Store};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::envelope::json_response;
+use crate::envelope::page_of_values;
 use crate::error::{ApiError, ApiResult};
 use crate::params::{QueryParams, Version};
 
@@ -168,11 +167,7 @@ pub async fn list(
         ));
     }
     let params = QueryParams::parse(raw.as_deref())?;
-    let paging = Paging::parse(
-        params.get("limit"),
-        params.get("offset"),
-        state.settings.max_page_size,
-    )?;
+    let paging = params.paging(state.settings.max_page_size)?;
     let page = state.store.list_audit(paging.limit, paging.offset).await?;
     let data: Vec<serde_json::Value> = page
         .items
@@ -184,11 +179,7 @@ pub async fn list(
             })
         })
         .collect();
-    let count = data.len();
-    Ok(json_response(
-        200,
-        &json!({ "data": data, "meta": { "pagingInfo": { "total": page.total, "count": count, "offset": paging.offset } } }),
-    ))
+    Ok(page_of_values(data, page.total, paging.offset))
 }
 
 #[cfg(test)]

@@ -52,11 +52,16 @@ pub fn page<T: Serialize>(
         .iter()
         .map(|item| to_wire(item, version).map(|value| selection.project(value)))
         .collect::<Result<Vec<_>, _>>()?;
+    Ok(page_of_values(data, total, offset))
+}
+
+/// A list envelope around items already in wire form.
+pub fn page_of_values(data: Vec<Value>, total: u64, offset: u32) -> Response {
     let count = data.len();
-    Ok(json_response(
+    json_response(
         200,
         &json!({ "data": data, "meta": { "pagingInfo": { "total": total, "count": count, "offset": offset } } }),
-    ))
+    )
 }
 
 /// `EmptyResponse`: `{"data": {}, "errors": []}`.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::envelope::json_response;
+use crate::envelope::{json_response, page_of_values};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Body, QueryParams, Version, path_uid};
 use crate::vspc::parse_point_in_time;
@@ -23,14 +23,6 @@ type PathParam = Result<Path<String>, PathRejection>;
 
 fn seconds_between(start: Timestamp, end: Option<Timestamp>) -> Option<f64> {
     end.map(|end| (end.ticks() - start.ticks()) as f64 / 10_000_000.0)
-}
-
-fn page_response(data: Vec<Value>, total: u64, offset: u32) -> Response {
-    let count = data.len();
-    json_response(
-        200,
-        &json!({ "data": data, "meta": { "pagingInfo": { "total": total, "count": count, "offset": offset } } }),
-    )
 }
 
 async fn visible_plan(state: &AppState, principal: &Principal, plan: Uuid) -> ApiResult<()> {
@@ -53,11 +45,7 @@ pub async fn restore_points(
     principal.require_read()?;
     let object = path_uid("objectUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
-    let paging = Paging::parse(
-        params.get("limit"),
-        params.get("offset"),
-        state.settings.max_page_size,
-    )?;
+    let paging = params.paging(state.settings.max_page_size)?;
     let not_found = || ApiError::not_found(format!("Failover plan object {object} was not found."));
     let plan = state
         .store
@@ -76,7 +64,7 @@ pub async fn restore_points(
         .iter()
         .map(|p| json!({ "instanceUid": p.uid, "objectUid": p.object_uid, "creationTime": p.created_at }))
         .collect();
-    Ok(page_response(data, page.total, paging.offset))
+    Ok(page_of_values(data, page.total, paging.offset))
 }
 
 /// `GET /extensions/failoverplans/{planUid}/preview?dateTime=`: the restore point each VM would
@@ -159,11 +147,7 @@ pub async fn sessions(
     principal.require_read()?;
     let plan = path_uid("planUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
-    let paging = Paging::parse(
-        params.get("limit"),
-        params.get("offset"),
-        state.settings.max_page_size,
-    )?;
+    let paging = params.paging(state.settings.max_page_size)?;
     visible_plan(&state, &principal, plan).await?;
     let page = state
         .store
@@ -203,7 +187,7 @@ pub async fn sessions(
             })
         })
         .collect();
-    Ok(page_response(data, page.total, paging.offset))
+    Ok(page_of_values(data, page.total, paging.offset))
 }
 
 /// `PUT /extensions/sim/faults`: inject or clear a fault in the simulated hypervisor at run time.

@@ -37,6 +37,15 @@ impl QueryParams {
         grouped
     }
 
+    /// `limit` and `offset`, bounded by the server's page-size cap.
+    pub fn paging(&self, max_page_size: u32) -> Result<standby_query::Paging, ApiError> {
+        Ok(standby_query::Paging::parse(
+            self.get("limit"),
+            self.get("offset"),
+            max_page_size,
+        )?)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()

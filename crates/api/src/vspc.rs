@@ -5,7 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use standby_model::{FailoverPlan, SessionKind, Timestamp};
-use standby_query::{Catalog, Filter, Paging, Selection, SortOrder};
+use standby_query::{Catalog, Filter, Selection, SortOrder};
 use standby_store::catalog::{OBJECT_CATALOG, PLAN_CATALOG};
 use standby_store::{ListQuery, NewAsyncAction, NewSession, Page};
 use uuid::Uuid;
@@ -40,11 +40,7 @@ impl ListRequest {
             None => Filter::And(Vec::new()),
         };
         let order = SortOrder::parse(params.get("sort"), catalog, version.0)?;
-        let paging = Paging::parse(
-            params.get("limit"),
-            params.get("offset"),
-            state.settings.max_page_size,
-        )?;
+        let paging = params.paging(state.settings.max_page_size)?;
         let selection = Selection::parse(params.get("select"), catalog, version.0)?;
         let query = ListQuery {
             scope: principal.scope,

@@ -5,7 +5,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use standby_model::{Role, Timestamp, WireEnum};
 use uuid::Uuid;
 
-use super::{parse_enum, parse_uid, uid_text};
+use super::{parse_enum, parse_optional_uid, parse_uid, uid_text};
 use crate::{StoreError, TokenKind, TokenRecord, UserRecord};
 
 const USER_COLUMNS: &str = "u.uid, u.name, u.organization_uid, u.role, u.password_hash, u.disabled";
@@ -381,10 +381,7 @@ pub(super) async fn list_audit(
             Ok(crate::AuditEntry {
                 uid: parse_uid("audit", "uid", &row.try_get::<String, _>(0)?)?,
                 at: Timestamp::from_ticks(row.try_get(1)?),
-                actor_uid: actor
-                    .as_deref()
-                    .map(|a| parse_uid("audit", "actor_uid", a))
-                    .transpose()?,
+                actor_uid: parse_optional_uid("audit", "actor_uid", actor.as_deref())?,
                 actor_name: row.try_get(3)?,
                 address: row.try_get(4)?,
                 action: row.try_get(5)?,

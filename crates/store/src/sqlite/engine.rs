@@ -10,7 +10,7 @@ use standby_model::{
 };
 use uuid::Uuid;
 
-use super::{parse_enum, parse_uid, ts, uid_text};
+use super::{parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::keys::text_keys;
 use crate::sessions::*;
 use crate::{Scope, StoreError};
@@ -229,10 +229,11 @@ pub(super) async fn session_work(
                         "backup_status",
                         &vm.try_get::<String, _>(4)?,
                     )?,
-                    restore_point_uid: point
-                        .as_deref()
-                        .map(|p| parse_uid("vm_sessions", "restore_point_uid", p))
-                        .transpose()?,
+                    restore_point_uid: parse_optional_uid(
+                        "vm_sessions",
+                        "restore_point_uid",
+                        point.as_deref(),
+                    )?,
                     restore_point_time: ts(vm.try_get(6)?),
                     start_time: Timestamp::from_ticks(vm.try_get(7)?),
                 })
@@ -584,10 +585,7 @@ fn action_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AsyncActionRecord, S
         query_parameters: parameters
             .and_then(|p| serde_json::from_str(&p).ok())
             .unwrap_or_default(),
-        session_uid: session
-            .as_deref()
-            .map(|s| parse_uid("async_actions", "session_uid", s))
-            .transpose()?,
+        session_uid: parse_optional_uid("async_actions", "session_uid", session.as_deref())?,
         result: row.try_get(7)?,
     })
 }
@@ -737,10 +735,11 @@ pub(super) async fn session_history(
                     "backup_status",
                     &vm.try_get::<String, _>(2)?,
                 )?,
-                restore_point_uid: point
-                    .as_deref()
-                    .map(|p| parse_uid("vm_sessions", "restore_point_uid", p))
-                    .transpose()?,
+                restore_point_uid: parse_optional_uid(
+                    "vm_sessions",
+                    "restore_point_uid",
+                    point.as_deref(),
+                )?,
                 restore_point_time: ts(vm.try_get(4)?),
                 start_time: Timestamp::from_ticks(vm.try_get(5)?),
                 end_time: ts(vm.try_get(6)?),

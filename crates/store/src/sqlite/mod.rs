@@ -95,6 +95,15 @@ fn parse_uid(table: &'static str, column: &'static str, text: &str) -> Result<Uu
     })
 }
 
+/// A nullable UID column.
+fn parse_optional_uid(
+    table: &'static str,
+    column: &'static str,
+    text: Option<&str>,
+) -> Result<Option<Uuid>, StoreError> {
+    text.map(|text| parse_uid(table, column, text)).transpose()
+}
+
 fn parse_enum<E: standby_model::WireEnum>(
     table: &'static str,
     column: &'static str,

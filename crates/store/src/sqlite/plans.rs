@@ -13,7 +13,7 @@ use standby_query::sql::{SqlBuilder, SqliteDialect};
 use standby_query::{Filter, Scalar};
 use uuid::Uuid;
 
-use super::{arguments, parse_enum, parse_uid, ts, uid_text};
+use super::{arguments, parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::keys::text_keys;
 use crate::{CommandChange, ListQuery, Page, Scope, StoreError};
 
@@ -149,10 +149,7 @@ fn plan_from_row(row: &SqliteRow) -> Result<FailoverPlan, StoreError> {
         name: row.try_get(3)?,
         plan_type: parse_enum::<PlanType>(T, "type", &row.try_get::<String, _>(4)?)?,
         status: parse_enum::<PlanStatus>(T, "status", &row.try_get::<String, _>(5)?)?,
-        tenant_uid: tenant
-            .as_deref()
-            .map(|t| parse_uid(T, "tenant_uid", t))
-            .transpose()?,
+        tenant_uid: parse_optional_uid(T, "tenant_uid", tenant.as_deref())?,
         objects_count: i32::try_from(objects_count).unwrap_or(i32::MAX),
         pre_failover_script_enabled: !pre.is_empty(),
         pre_failover_command: pre,
@@ -269,10 +266,11 @@ fn object_from_row(row: &SqliteRow) -> Result<PlanObject, StoreError> {
                     "backup_status",
                     &row.try_get::<String, _>(8)?,
                 )?,
-                restore_point_uid: point
-                    .as_deref()
-                    .map(|p| parse_uid("vm_sessions", "restore_point_uid", p))
-                    .transpose()?,
+                restore_point_uid: parse_optional_uid(
+                    "vm_sessions",
+                    "restore_point_uid",
+                    point.as_deref(),
+                )?,
                 restore_point_date_time: ts(row.try_get(10)?),
                 start_date_time: Timestamp::from_ticks(row.try_get(11)?),
                 end_date_time: ts(row.try_get(12)?),
