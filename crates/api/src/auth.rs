@@ -464,7 +464,7 @@ pub async fn bootstrap_admin(
             ("admin".to_owned(), generate_password()?, true)
         }
     };
-    store
+    let created = store
         .create_user(&UserRecord {
             uid: Uuid::now_v7(),
             name: name.clone(),
@@ -473,6 +473,11 @@ pub async fn bootstrap_admin(
             password_hash: hash_password(password.clone()).await?,
             disabled: false,
         })
-        .await?;
-    Ok(generated.then_some((name, password)))
+        .await;
+    match created {
+        Ok(()) => Ok(generated.then_some((name, password))),
+        // Several nodes starting at once on one database: another one created it first.
+        Err(standby_store::StoreError::Conflict(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }

@@ -177,8 +177,14 @@ pub async fn add_demo_users(
         if !exists || store.find_user_by_name(name).await?.is_some() {
             continue;
         }
-        let (_, generated) = add_user(store, name, organization, role, password.clone()).await?;
-        created.push((name.to_owned(), role, organization.to_owned(), generated));
+        match add_user(store, name, organization, role, password.clone()).await {
+            Ok((_, generated)) => {
+                created.push((name.to_owned(), role, organization.to_owned(), generated));
+            }
+            // Another node starting on the same database created it a moment earlier.
+            Err(_) if store.find_user_by_name(name).await?.is_some() => {}
+            Err(error) => return Err(error),
+        }
     }
     Ok(created)
 }

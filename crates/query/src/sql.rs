@@ -61,6 +61,11 @@ impl<'d> SqlBuilder<'d> {
     }
 
     pub fn push_bind(&mut self, value: Scalar) -> &mut Self {
+        // An untyped literal: PostgreSQL types a bound NULL as text and then refuses to compare
+        // it with a number column.
+        if value == Scalar::Null {
+            return self.push("NULL");
+        }
         self.binds.push(value);
         let placeholder = self.dialect.placeholder(self.binds.len());
         self.sql.push_str(&placeholder);

@@ -1,14 +1,13 @@
 //! `standby orgs` and `standby users`: administration on the store directly (`--data-dir`).
 
 use std::io::BufRead;
-use std::path::Path;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use standby_api::users::{add_user, change_password, parse_role};
 use standby_model::Timestamp;
 use standby_model::WireEnum;
-use standby_store::{AuditEntry, SqliteStore, Store};
+use standby_store::{AuditEntry, Location, Store};
 use uuid::Uuid;
 
 #[derive(Subcommand)]
@@ -75,9 +74,16 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
+/// Opens the store a command-line command works on.
+pub async fn open_store(location: &Location) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    standby_store::open(location)
+        .await
+        .with_context(|| format!("opening the store {}", location.describe()))
+}
+
 /// Records a change made on the command line (actor `cli`, address `local`).
 async fn audit(
-    store: &SqliteStore,
+    store: &dyn Store,
     action: &str,
     target: &str,
     detail: String,
@@ -99,10 +105,9 @@ async fn audit(
         .context("writing the audit record")
 }
 
-pub async fn orgs(command: OrgsCommand, data_dir: &Path) -> anyhow::Result<()> {
-    let store = SqliteStore::open(data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+pub async fn orgs(command: OrgsCommand, location: &Location) -> anyhow::Result<()> {
+    let store = open_store(location).await?;
+    let store = store.as_ref();
     match command {
         OrgsCommand::List => {
             println!("{:<38} {:<9} NAME", "UID", "KIND");
@@ -119,10 +124,9 @@ pub async fn orgs(command: OrgsCommand, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()> {
-    let store = SqliteStore::open(data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+pub async fn users(command: UsersCommand, location: &Location) -> anyhow::Result<()> {
+    let store = open_store(location).await?;
+    let store = store.as_ref();
     match command {
         UsersCommand::Add {
             name,
@@ -136,9 +140,9 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
             } else {
                 None
             };
-            let (user, generated) = add_user(&store, &name, &org, role, password).await?;
+            let (user, generated) = add_user(store, &name, &org, role, password).await?;
             audit(
-                &store,
+                store,
                 "user.add",
                 &name,
                 format!("role {}, organization {org}", user.role),
@@ -178,9 +182,9 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
             } else {
                 None
             };
-            let generated = change_password(&store, &name, password).await?;
+            let generated = change_password(store, &name, password).await?;
             audit(
-                &store,
+                store,
                 "user.passwd",
                 &name,
                 "password changed; tokens revoked".into(),
@@ -197,14 +201,14 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
             if !store.set_disabled(&name, true).await? {
                 bail!("no user named '{name}'");
             }
-            audit(&store, "user.disable", &name, "tokens revoked".into()).await?;
+            audit(store, "user.disable", &name, "tokens revoked".into()).await?;
             println!("Disabled {name}; their tokens no longer work.");
         }
         UsersCommand::Enable { name } => {
             if !store.set_disabled(&name, false).await? {
                 bail!("no user named '{name}'");
             }
-            audit(&store, "user.enable", &name, String::new()).await?;
+            audit(store, "user.enable", &name, String::new()).await?;
             println!("Enabled {name}.");
         }
         UsersCommand::Remove { name } => {
@@ -212,7 +216,7 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
                 bail!("no user named '{name}'");
             }
             audit(
-                &store,
+                store,
                 "user.remove",
                 &name,
                 "user, tokens and API keys deleted".into(),
@@ -224,10 +228,9 @@ pub async fn users(command: UsersCommand, data_dir: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn apikeys(command: ApiKeysCommand, data_dir: &Path) -> anyhow::Result<()> {
-    let store = SqliteStore::open(data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+pub async fn apikeys(command: ApiKeysCommand, location: &Location) -> anyhow::Result<()> {
+    let store = open_store(location).await?;
+    let store = store.as_ref();
     match command {
         ApiKeysCommand::Add {
             name,
@@ -241,7 +244,7 @@ pub async fn apikeys(command: ApiKeysCommand, data_dir: &Path) -> anyhow::Result
                 .map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
             store.insert_api_key(&record).await?;
             audit(
-                &store,
+                store,
                 "apikey.add",
                 &name,
                 if read_only {
@@ -262,10 +265,9 @@ pub async fn apikeys(command: ApiKeysCommand, data_dir: &Path) -> anyhow::Result
 }
 
 /// `standby audit`: the newest audit records.
-pub async fn show_audit(limit: u32, data_dir: &Path) -> anyhow::Result<()> {
-    let store = SqliteStore::open(data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+pub async fn show_audit(limit: u32, location: &Location) -> anyhow::Result<()> {
+    let store = open_store(location).await?;
+    let store = store.as_ref();
     let page = store.list_audit(limit, 0).await?;
     println!(
         "{:<33} {:<16} {:<15} {:<14} {:<8} {:<37} DETAIL",

@@ -25,6 +25,14 @@ pub struct ServeArgs {
     /// Data directory holding the SQLite database [default: ./standby-data].
     #[arg(long, env = "STANDBY_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The database instead of the data directory: `postgres://USER:PASSWORD@HOST/DB` for
+    /// several nodes on one PostgreSQL, or `sqlite://PATH`.
+    #[arg(long, env = "STANDBY_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
+    /// How long a worker's hold on a running session lasts without renewal, in seconds, 3 to
+    /// 300: how soon another node takes over the sessions of a node that died [default: 15].
+    #[arg(long, env = "STANDBY_LEASE_SECONDS")]
+    lease_seconds: Option<u64>,
     /// Load the built-in demo fleet when the store is empty (`--demo`, or `--demo false`).
     #[arg(long, env = "STANDBY_DEMO", num_args = 0..=1, default_missing_value = "true")]
     demo: Option<bool>,
@@ -92,6 +100,8 @@ pub struct ServeArgs {
 struct FileSettings {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database: Option<String>,
+    lease_seconds: Option<u64>,
     demo: Option<bool>,
     fleet: Option<PathBuf>,
     log_format: Option<LogFormat>,
@@ -115,7 +125,8 @@ struct FileSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub data_dir: PathBuf,
+    /// `--database`, else the SQLite file in `--data-dir`.
+    pub store: standby_store::Location,
     pub demo: bool,
     pub fleet: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -185,6 +196,20 @@ impl Settings {
         if !(1..=64).contains(&workers) || !(1..=1000).contains(&max_parallel_boots) {
             bail!("workers must be 1 to 64 and max_parallel_boots 1 to 1000");
         }
+        let lease = match args.lease_seconds.or(file.lease_seconds) {
+            None => engine_defaults.lease,
+            Some(seconds) if (3..=300).contains(&seconds) => Duration::from_secs(seconds),
+            Some(seconds) => bail!("lease_seconds must be 3 to 300, not {seconds}"),
+        };
+        let store = match args.database.or(file.database) {
+            Some(url) => standby_store::Location::parse(&url)?,
+            None => standby_store::Location::data_dir(
+                &args
+                    .data_dir
+                    .or(file.data_dir)
+                    .unwrap_or_else(|| PathBuf::from("./standby-data")),
+            ),
+        };
         let undo_interval = args
             .undo_batch_interval_seconds
             .or(file.undo_batch_interval_seconds)
@@ -222,6 +247,7 @@ impl Settings {
                 workers,
                 max_parallel_boots,
                 undo_batch_interval: undo_interval,
+                lease,
                 success_retention,
                 failure_retention,
                 ..engine_defaults
@@ -234,10 +260,7 @@ impl Settings {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1280))),
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./standby-data")),
+            store,
             demo: args.demo.or(file.demo).unwrap_or(false),
             fleet: args.fleet.or(file.fleet),
             log_format: args

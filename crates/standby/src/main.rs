@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use standby_fleet::FleetFile;
 use standby_model::Timestamp;
-use standby_store::{SqliteStore, Store};
+use standby_store::Location;
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +83,23 @@ struct StoreArgs {
         global = true
     )]
     data_dir: PathBuf,
+    /// The database instead of the data directory (`postgres://...` or `sqlite://PATH`).
+    #[arg(
+        long,
+        env = "STANDBY_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    database: Option<String>,
+}
+
+impl StoreArgs {
+    fn location(&self) -> anyhow::Result<Location> {
+        Ok(match &self.database {
+            Some(url) => Location::parse(url)?,
+            None => Location::data_dir(&self.data_dir),
+        })
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,12 +112,14 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve::run(config::Settings::resolve(*args)?).await,
             Command::Fleet(FleetCommand::Import { file, store }) => {
-                import(&file, &store.data_dir).await
+                import(&file, &store.location()?).await
             }
-            Command::Orgs { command, store } => admin::orgs(command, &store.data_dir).await,
-            Command::Audit { limit, store } => admin::show_audit(limit, &store.data_dir).await,
-            Command::Apikeys { command, store } => admin::apikeys(command, &store.data_dir).await,
-            Command::Users { command, store } => admin::users(command, &store.data_dir).await,
+            Command::Orgs { command, store } => admin::orgs(command, &store.location()?).await,
+            Command::Audit { limit, store } => admin::show_audit(limit, &store.location()?).await,
+            Command::Apikeys { command, store } => {
+                admin::apikeys(command, &store.location()?).await
+            }
+            Command::Users { command, store } => admin::users(command, &store.location()?).await,
             Command::Fleet(FleetCommand::Demo) => {
                 print!(
                     "{}",
@@ -113,15 +132,13 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn import(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+async fn import(file: &std::path::Path, location: &Location) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let fleet = FleetFile::parse(&text)
         .and_then(|f| f.resolve(Timestamp::now()))
         .with_context(|| format!("in {}", file.display()))?;
-    let store = SqliteStore::open(data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let store = admin::open_store(location).await?;
     let summary = store
         .import_fleet(&fleet)
         .await

@@ -1,12 +1,10 @@
 //! `standby serve`: open the store, load fleets, make sure an administrator exists, serve.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use standby_fleet::FleetFile;
 use standby_model::Timestamp;
-use standby_store::{SqliteStore, Store};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, Settings};
@@ -23,9 +21,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     // Before anything is counted, so /metrics sees every event.
     standby_api::metrics::install();
-    let store = SqliteStore::open(&settings.data_dir)
+    let store = standby_store::open(&settings.store)
         .await
-        .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
+        .with_context(|| format!("opening the store {}", settings.store.describe()))?;
     if let Some(path) = &settings.fleet {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading fleet file {}", path.display()))?;
@@ -38,19 +36,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .context("importing the fleet file")?;
         tracing::info!(file = %path.display(), plans = summary.plans, "fleet file imported");
     }
-    if settings.demo && store.is_empty().await? {
+    if settings.demo {
+        // Seeding is atomic: of several nodes starting on one empty database, one loads it.
         let fleet = standby_fleet::demo::demo_fleet(Timestamp::now());
-        store
-            .import_fleet(&fleet)
+        let seeded = store
+            .seed_fleet(&fleet)
             .await
             .context("loading the demo fleet")?;
-        tracing::info!(
-            plans = fleet.plans.len(),
-            vms = fleet.objects.len(),
-            "demo fleet loaded"
-        );
+        if seeded.is_some() {
+            tracing::info!(
+                plans = fleet.plans.len(),
+                vms = fleet.objects.len(),
+                "demo fleet loaded"
+            );
+        }
     }
-    let store: Arc<dyn Store> = Arc::new(store);
     let created = standby_api::auth::bootstrap_admin(store.as_ref(), settings.admin.clone())
         .await
         .map_err(|e| anyhow::anyhow!("creating the first administrator: {}", e.error.message))?;
@@ -78,12 +78,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
-    // SQLite serves one node, so jobs a previous process held can be resumed at once.
+    // On SQLite (one node) jobs a previous process held are resumed at once; on PostgreSQL
+    // other nodes may be running them, so they are taken over only when their lease runs out.
+    let single_node = store.single_node();
     let engine = standby_engine::Engine::start(
         store.clone(),
         settings.engine.clone(),
         settings.sim.clone(),
-        true,
+        single_node,
     )
     .await
     .context("starting the engine")?;
@@ -116,12 +118,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "http"
     };
     let listening = handle.clone();
-    let data_dir = settings.data_dir.display().to_string();
+    let database = settings.store.describe();
     tokio::spawn(async move {
         if let Some(address) = listening.listening().await {
             // Scripts and tests read this line to find a random port.
             println!("standby: listening on {scheme}://{address}");
-            tracing::info!(%address, %data_dir, scheme, "Standby is serving");
+            tracing::info!(%address, %database, scheme, "Standby is serving");
         }
     });
     match &settings.tls {

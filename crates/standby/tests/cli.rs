@@ -58,28 +58,20 @@ async fn fleet_import_is_idempotent_and_served() {
     let temp = tempfile::tempdir().unwrap();
     let file = temp.path().join("fleet.toml");
     std::fs::write(&file, FLEET).unwrap();
-    let data = temp.path().join("data");
-    let data_arg = data.to_str().unwrap();
-    let first = standby(&[
-        "fleet",
-        "import",
-        file.to_str().unwrap(),
-        "--data-dir",
-        data_arg,
-    ]);
+    let store = TestStore::fresh().await;
+    let import = [
+        &["fleet", "import", file.to_str().unwrap()][..],
+        &store.args(),
+    ]
+    .concat();
+    let first = standby(&import);
     assert!(
         first.status.success(),
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(String::from_utf8_lossy(&first.stdout).contains("2 plans, 2 VMs"));
-    let second = standby(&[
-        "fleet",
-        "import",
-        file.to_str().unwrap(),
-        "--data-dir",
-        data_arg,
-    ]);
+    let second = standby(&import);
     assert!(second.status.success());
     assert!(
         String::from_utf8_lossy(&second.stdout).contains("0 new restore points"),
@@ -87,7 +79,7 @@ async fn fleet_import_is_idempotent_and_served() {
         String::from_utf8_lossy(&second.stdout)
     );
 
-    let app = TestApp::start(&data, &[]).await;
+    let app = TestApp::start(&store, &[]).await;
     let plans = app.all_plans().await;
     assert_eq!(plans.len(), 2);
     let web = plans.iter().find(|p| p["name"] == "Globex web").unwrap();
@@ -194,7 +186,7 @@ async fn config_file_settings_apply_and_flags_override_them() {
     let config = temp.path().join("standby.toml");
     std::fs::write(&config, "demo = true\nmax_page_size = 50\n").unwrap();
     let app = TestApp::start(
-        &temp.path().join("data"),
+        &TestStore::at_dir(&temp.path().join("data")),
         &["--config", config.to_str().unwrap()],
     )
     .await;
@@ -207,7 +199,7 @@ async fn config_file_settings_apply_and_flags_override_them() {
     );
     drop(app);
     let app = TestApp::start(
-        &temp.path().join("data"),
+        &TestStore::at_dir(&temp.path().join("data")),
         &[
             "--config",
             config.to_str().unwrap(),
@@ -266,8 +258,8 @@ fn a_generated_admin_password_is_printed_once() {
 #[tokio::test]
 async fn a_client_that_sends_its_headers_slowly_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let temp = tempfile::tempdir().unwrap();
-    let app = TestApp::start(temp.path(), &["--header-read-timeout-seconds", "1"]).await;
+    let store = TestStore::fresh().await;
+    let app = TestApp::start(&store, &["--header-read-timeout-seconds", "1"]).await;
     let address = app.base.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     // Half a request, then silence: the server must not hold the connection open.

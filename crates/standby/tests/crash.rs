@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use standby_store::{SqliteStore, Store};
 
 const PLANS_COUNT: usize = 12;
 const VMS_PER_PLAN: usize = 4;
@@ -39,7 +38,7 @@ async fn sessions_survive_sigkill_and_nothing_runs_twice() {
     let temp = tempfile::tempdir().unwrap();
     let file = temp.path().join("fleet.toml");
     std::fs::write(&file, fleet()).unwrap();
-    let data = temp.path().join("data");
+    let store = TestStore::fresh().await;
     // Slow enough boots that the kills land in the middle of VM operations.
     let args = [
         "--fleet",
@@ -48,8 +47,11 @@ async fn sessions_survive_sigkill_and_nothing_runs_twice() {
         "150-450",
         "--workers",
         "3",
+        // On PostgreSQL a restarted node waits for the dead one's leases to run out.
+        "--lease-seconds",
+        "3",
     ];
-    let mut app = TestApp::start(&data, &args).await;
+    let mut app = TestApp::start(&store, &args).await;
     let plans: Vec<String> = app
         .all_plans()
         .await
@@ -65,7 +67,7 @@ async fn sessions_survive_sigkill_and_nothing_runs_twice() {
     for pause in [350, 800, 1300, 600] {
         tokio::time::sleep(Duration::from_millis(pause)).await;
         app.kill(); // SIGKILL: no shutdown, no flush beyond what was committed
-        app = TestApp::start(&data, &args).await;
+        app = TestApp::start(&store, &args).await;
     }
 
     for plan in &plans {
@@ -87,8 +89,7 @@ async fn sessions_survive_sigkill_and_nothing_runs_twice() {
         "{actions:?}"
     );
 
-    let store = SqliteStore::open(&data).await.unwrap();
-    let executions = store.sim_executions().await.unwrap();
+    let executions = store.open().await.sim_executions().await.unwrap();
     let scripts = (0..PLANS_COUNT).filter(|p| p % 3 == 0).count() * 2;
     assert_eq!(
         executions.len(),

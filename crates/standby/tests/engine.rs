@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use standby_store::{SqliteStore, Store};
 
 const FLEET: &str = r#"
 [[organizations]]
@@ -276,8 +275,8 @@ async fn a_retry_skips_vms_already_failed_over() {
     let temp = tempfile::tempdir().unwrap();
     let fleet_file = temp.path().join("fleet.toml");
     std::fs::write(&fleet_file, FLEET).unwrap();
-    let data = temp.path().join("data");
-    let app = TestApp::start(&data, &["--fleet", fleet_file.to_str().unwrap()]).await;
+    let store = TestStore::fresh().await;
+    let app = TestApp::start(&store, &["--fleet", fleet_file.to_str().unwrap()]).await;
     let plan = uid(&app.plan_named("Flaky").await);
     act(&app, &plan, "start", &[]).await;
     let failed = app.wait_for(&plan, &["Completed", "Failed"]).await;
@@ -298,13 +297,8 @@ async fn a_retry_skips_vms_already_failed_over() {
     )
     .unwrap();
     let imported = std::process::Command::new(binary())
-        .args([
-            "fleet",
-            "import",
-            fleet_file.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ])
+        .args(["fleet", "import", fleet_file.to_str().unwrap()])
+        .args(store.args())
         .output()
         .unwrap();
     assert!(
@@ -323,8 +317,7 @@ async fn a_retry_skips_vms_already_failed_over() {
         .collect();
     assert_eq!(skipped, ["ok1", "ok2"]);
 
-    let store = SqliteStore::open(&data).await.unwrap();
-    let executions = store.sim_executions().await.unwrap();
+    let executions = store.open().await.sim_executions().await.unwrap();
     let second_session = done["lastSession"]["instanceUid"].as_str().unwrap();
     assert_eq!(
         executions

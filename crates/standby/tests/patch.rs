@@ -183,11 +183,8 @@ async fn request_ids_replay_the_first_answer_even_after_a_restart() {
     assert_eq!(status, 400);
 
     // The record lives in the database: a restarted server still replays it.
-    let data_dir = app.data_dir.clone();
-    let temp = tempfile::tempdir().unwrap();
-    copy_dir(&data_dir, temp.path());
-    drop(app);
-    let restarted = TestApp::start(temp.path(), &[]).await;
+    let store = app.stop().expect("the demo app owns its store");
+    let restarted = TestApp::start(&store, &[]).await;
     let response = restarted
         .patch(&path, &first_body)
         .header("X-Request-id", request_id)
@@ -196,11 +193,4 @@ async fn request_ids_replay_the_first_answer_even_after_a_restart() {
         .unwrap();
     assert_eq!(response.headers()["x-idempotent-replay"], "true");
     assert_eq!(response.json::<Value>().await.unwrap(), first);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }

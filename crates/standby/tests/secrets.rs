@@ -11,16 +11,10 @@ use common::*;
 async fn logs_never_contain_secrets() {
     let temp = tempfile::tempdir().unwrap();
     let log = temp.path().join("server.log");
-    let data = temp.path().join("data");
+    let store = TestStore::fresh().await;
     let mut child = Command::new(binary())
-        .args([
-            "serve",
-            "--demo",
-            "--listen",
-            "127.0.0.1:18391",
-            "--data-dir",
-        ])
-        .arg(&data)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:18391"])
+        .args(store.args())
         .args(["--log-format", "json"])
         .env("STANDBY_ADMIN_USER", ADMIN)
         .env("STANDBY_ADMIN_PASSWORD", PASSWORD)
@@ -93,8 +87,8 @@ async fn logs_never_contain_secrets() {
         .send()
         .await;
     let key_output = Command::new(binary())
-        .args(["apikeys", "add", ADMIN, "--data-dir"])
-        .arg(&data)
+        .args(["apikeys", "add", ADMIN])
+        .args(store.args())
         .output()
         .unwrap();
     let key = String::from_utf8_lossy(&key_output.stdout)

@@ -310,8 +310,8 @@ fn standby(args: &[&str], stdin: Option<&str>) -> std::process::Output {
 #[tokio::test]
 async fn users_are_administered_on_the_command_line() {
     let app = TestApp::demo().await;
-    let data = app.data_dir.to_str().unwrap().to_owned();
-    let orgs = standby(&["orgs", "list", "--data-dir", &data], None);
+    let (store_flag, data) = (app.store_args[0].clone(), app.store_args[1].clone());
+    let orgs = standby(&["orgs", "list", &store_flag, &data], None);
     assert!(String::from_utf8_lossy(&orgs.stdout).contains("Contoso Ltd"));
 
     let added = standby(
@@ -324,7 +324,7 @@ async fn users_are_administered_on_the_command_line() {
             "--role",
             "companyadministrator",
             "--password-stdin",
-            "--data-dir",
+            &store_flag,
             &data,
         ],
         Some("a long enough password\n"),
@@ -338,7 +338,7 @@ async fn users_are_administered_on_the_command_line() {
     let (status, _) = call(&app, &token, reqwest::Method::GET, PLANS, None).await;
     assert_eq!(status, 200);
     let listed =
-        String::from_utf8_lossy(&standby(&["users", "list", "--data-dir", &data], None).stdout)
+        String::from_utf8_lossy(&standby(&["users", "list", &store_flag, &data], None).stdout)
             .to_string();
     assert!(
         listed.lines().any(|l| l.starts_with("ops")
@@ -349,7 +349,7 @@ async fn users_are_administered_on_the_command_line() {
 
     // Disabling revokes every token at once; enabling lets the user log in again.
     assert!(
-        standby(&["users", "disable", "ops", "--data-dir", &data], None)
+        standby(&["users", "disable", "ops", &store_flag, &data], None)
             .status
             .success()
     );
@@ -368,14 +368,14 @@ async fn users_are_administered_on_the_command_line() {
         .unwrap();
     assert_eq!(refused.status(), 400);
     assert!(
-        standby(&["users", "enable", "ops", "--data-dir", &data], None)
+        standby(&["users", "enable", "ops", &store_flag, &data], None)
             .status
             .success()
     );
     let token = app.token_for("ops", "a long enough password").await;
 
     // A new password revokes the old tokens; a generated one is printed once.
-    let changed = standby(&["users", "passwd", "ops", "--data-dir", &data], None);
+    let changed = standby(&["users", "passwd", "ops", &store_flag, &data], None);
     let line = String::from_utf8_lossy(&changed.stdout).to_string();
     let password = line
         .split("New password for ops: ")
@@ -389,12 +389,12 @@ async fn users_are_administered_on_the_command_line() {
     assert_eq!(status, 401);
     app.token_for("ops", &password).await;
     assert!(
-        standby(&["users", "remove", "ops", "--data-dir", &data], None)
+        standby(&["users", "remove", "ops", &store_flag, &data], None)
             .status
             .success()
     );
     assert!(
-        !standby(&["users", "remove", "ops", "--data-dir", &data], None)
+        !standby(&["users", "remove", "ops", &store_flag, &data], None)
             .status
             .success()
     );
@@ -450,7 +450,7 @@ async fn users_are_administered_on_the_command_line() {
         ),
     ] {
         let mut args = args.clone();
-        args.extend(["--data-dir", &data]);
+        args.extend([store_flag.as_str(), data.as_str()]);
         let output = standby(&args, None);
         assert!(!output.status.success());
         assert!(
@@ -469,7 +469,7 @@ async fn users_are_administered_on_the_command_line() {
             "--role",
             "CompanyOwner",
             "--password-stdin",
-            "--data-dir",
+            &store_flag,
             &data,
         ],
         Some("short\n"),
@@ -481,7 +481,7 @@ async fn users_are_administered_on_the_command_line() {
 #[tokio::test]
 async fn api_keys_act_as_their_user_until_the_user_is_disabled() {
     let app = TestApp::demo().await;
-    let data = app.data_dir.to_str().unwrap().to_owned();
+    let (store_flag, data) = (app.store_args[0].clone(), app.store_args[1].clone());
     let key_of = |output: std::process::Output| {
         let text = String::from_utf8_lossy(&output.stdout).to_string();
         text.lines()
@@ -498,7 +498,7 @@ async fn api_keys_act_as_their_user_until_the_user_is_disabled() {
             "add",
             "contoso-owner",
             "--read-only",
-            "--data-dir",
+            &store_flag,
             &data,
         ],
         None,
@@ -510,7 +510,7 @@ async fn api_keys_act_as_their_user_until_the_user_is_disabled() {
             "contoso-owner",
             "--description",
             "runbook",
-            "--data-dir",
+            &store_flag,
             &data,
         ],
         None,
@@ -554,7 +554,7 @@ async fn api_keys_act_as_their_user_until_the_user_is_disabled() {
 
     assert!(
         standby(
-            &["users", "disable", "contoso-owner", "--data-dir", &data],
+            &["users", "disable", "contoso-owner", &store_flag, &data],
             None
         )
         .status
@@ -562,14 +562,14 @@ async fn api_keys_act_as_their_user_until_the_user_is_disabled() {
     );
     let (status, body) = call(&app, &read_write, reqwest::Method::GET, PLANS, None).await;
     assert_error(status, &body, 401, 401, None);
-    let missing = standby(&["apikeys", "add", "nobody", "--data-dir", &data], None);
+    let missing = standby(&["apikeys", "add", "nobody", &store_flag, &data], None);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no user named 'nobody'"));
 }
 
 #[tokio::test]
 async fn writes_and_logins_leave_an_audit_trail_for_provider_administrators() {
     let app = TestApp::demo().await;
-    let data = app.data_dir.to_str().unwrap().to_owned();
+    let (store_flag, data) = (app.store_args[0].clone(), app.store_args[1].clone());
     let failed = app
         .http
         .post(app.url("/api/v3/token"))
@@ -599,7 +599,7 @@ async fn writes_and_logins_leave_an_audit_trail_for_provider_administrators() {
     );
     assert!(
         standby(
-            &["users", "disable", "fabrikam-admin", "--data-dir", &data],
+            &["users", "disable", "fabrikam-admin", &store_flag, &data],
             None
         )
         .status
@@ -662,7 +662,7 @@ async fn writes_and_logins_leave_an_audit_trail_for_provider_administrators() {
         assert_error(status, &body, 403, 403, None);
     }
     let printed = String::from_utf8_lossy(
-        &standby(&["audit", "--limit", "5", "--data-dir", &data], None).stdout,
+        &standby(&["audit", "--limit", "5", &store_flag, &data], None).stdout,
     )
     .to_string();
     assert!(
@@ -673,9 +673,9 @@ async fn writes_and_logins_leave_an_audit_trail_for_provider_administrators() {
 
 #[tokio::test]
 async fn requests_and_failed_logins_are_throttled() {
-    let temp = tempfile::tempdir().unwrap();
+    let store = TestStore::fresh().await;
     let app = TestApp::start(
-        temp.path(),
+        &store,
         &[
             "--demo",
             "--throttle-requests-per-minute",

@@ -1,8 +1,14 @@
 //! Standby's persistence: the [`Store`] trait the API and engine program against, and its
 //! SQLite implementation (the embedded default). Handlers never know which backend they run on.
 
+// The SQL modules in `src/sql/` are compiled once per backend on purpose (see `sqlite/mod.rs`).
+#![allow(clippy::duplicate_mod)]
+
 pub mod catalog;
 mod keys;
+pub mod location;
+pub mod postgres;
+mod rows;
 pub mod sessions;
 pub mod sqlite;
 
@@ -12,6 +18,8 @@ use standby_model::{FailoverPlan, PlanObject, Role, Timestamp, TransitionRefused
 use standby_query::{Filter, Paging, SortOrder};
 use uuid::Uuid;
 
+pub use location::{Location, open};
+pub use postgres::{PgStore, create_scratch_database};
 pub use sessions::*;
 pub use sqlite::SqliteStore;
 
@@ -38,6 +46,9 @@ pub enum StoreError {
     Refused(TransitionRefused),
     #[error("{0}")]
     Conflict(String),
+    /// A database URL or setting that cannot be used.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Which plans a caller may see. Company users see plans on their company's servers and
@@ -170,6 +181,12 @@ pub trait Store: Send + Sync + 'static {
     async fn is_empty(&self) -> Result<bool, StoreError>;
     /// Upserts a fleet in one transaction; see the README for what re-import changes.
     async fn import_fleet(&self, fleet: &Fleet) -> Result<ImportSummary, StoreError>;
+    /// Imports a fleet only if the store has no plans yet, atomically even across nodes
+    /// (how `--demo` seeds a fresh installation); `None` if it already had plans.
+    async fn seed_fleet(&self, fleet: &Fleet) -> Result<Option<ImportSummary>, StoreError>;
+    /// No other process can share this store (SQLite): jobs still leased when it opens were
+    /// held by a process that died, and can be resumed at once instead of after their lease.
+    fn single_node(&self) -> bool;
 
     async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError>;
     async fn get_plan(&self, scope: Scope, uid: Uuid) -> Result<Option<FailoverPlan>, StoreError>;

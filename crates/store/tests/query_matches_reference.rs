@@ -1,13 +1,15 @@
 //! The SQL the store runs must select and order exactly what the reference evaluator does, on
 //! random fleets with random filters and sorts (every operation, grouping and collation).
 
+mod common;
+
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use standby_fleet::*;
 use standby_model::*;
 use standby_query::{Filter, Paging, SortOrder, eval};
 use standby_store::catalog::{OBJECT_CATALOG, PLAN_CATALOG};
-use standby_store::{ListQuery, Scope, SqliteStore, Store};
+use standby_store::{ListQuery, Scope};
 use uuid::Uuid;
 
 /// Seeded (SplitMix64), so a failing seed reproduces the same fleet and query.
@@ -281,8 +283,7 @@ fn random_sort(rng: &mut Rng, catalog: &standby_query::Catalog) -> Value {
 async fn check(seed: u64) -> Result<usize, TestCaseError> {
     let mut rng = Rng(seed);
     let fleet = random_fleet(&mut rng);
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let store = common::fresh_store().await;
     store.import_fleet(&fleet).await.unwrap();
     let version = ClientVersion::NEWEST;
     let everything = |catalog| ListQuery {

@@ -1,16 +1,17 @@
 //! Company scope in SQL: a company sees plans on its own servers and Tenant plans of its tenants.
 
+mod common;
+
 use standby_fleet::demo::demo_fleet;
 use standby_model::Timestamp;
 use standby_query::{Filter, Paging, SortOrder};
 use standby_store::catalog::{OBJECT_CATALOG, PLAN_CATALOG};
-use standby_store::{ListQuery, Scope, SqliteStore, Store};
+use standby_store::{ListQuery, Scope};
 
 #[tokio::test]
 async fn a_company_sees_its_own_plans_and_objects_only() {
     let fleet = demo_fleet(Timestamp::now());
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let store = common::fresh_store().await;
     store.import_fleet(&fleet).await.unwrap();
     let company = fleet
         .organizations

@@ -1,19 +1,18 @@
 //! The session lifecycle in the store: accept, claim, finish, expire.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use standby_fleet::demo::demo_fleet;
 use standby_model::{PlanStatus, SessionKind, SessionStatus, Timestamp};
-use standby_store::{
-    NewAsyncAction, NewSession, Scope, SessionEnd, SqliteStore, Store, StoreError,
-};
+use standby_store::{NewAsyncAction, NewSession, Scope, SessionEnd, StoreError};
 use uuid::Uuid;
 
 #[tokio::test]
 async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
     let fleet = demo_fleet(Timestamp::now());
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let store = common::fresh_store().await;
     store.import_fleet(&fleet).await.unwrap();
     let plan = store
         .list_plans(&standby_store::ListQuery {

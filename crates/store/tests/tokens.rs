@@ -1,13 +1,14 @@
 //! Tokens expire, work only while their user is enabled, and refresh tokens work once.
 
+mod common;
+
 use standby_model::{Role, Timestamp};
-use standby_store::{SqliteStore, Store, TokenKind, TokenRecord, UserRecord};
+use standby_store::{TokenKind, TokenRecord, UserRecord};
 use uuid::Uuid;
 
 #[tokio::test]
 async fn tokens_expire_and_die_with_their_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let store = common::fresh_store().await;
     let organization = store.ensure_provider_organization("MSP").await.unwrap();
     let user = UserRecord {
         uid: Uuid::now_v7(),

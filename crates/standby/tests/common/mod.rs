@@ -1,10 +1,10 @@
-//! A `TestApp`: the real `standby` binary started on a random port with a fresh data directory,
+//! A `TestApp`: the real `standby` binary started on a random port with a fresh store,
 //! and a small HTTP client that speaks to it as a VSPC client would.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -17,13 +17,78 @@ pub const DEMO_PASSWORD: &str = "demo-users-password";
 pub const PLANS: &str = "/api/v3/infrastructure/backupServers/failoverplans";
 pub const OBJECTS: &str = "/api/v3/infrastructure/backupServers/failoverplans/objects";
 
+/// Where a test's server keeps its data: a fresh SQLite data directory, or, when
+/// `STANDBY_TEST_POSTGRES_URL` names a PostgreSQL server (CI sets it for the second run of the
+/// suite), a fresh database there.
+pub struct TestStore {
+    args: Vec<String>,
+    pub location: standby_store::Location,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// The PostgreSQL server the suite runs against, if any (a URL whose role may CREATE DATABASE).
+pub fn postgres_under_test() -> Option<String> {
+    std::env::var("STANDBY_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+impl TestStore {
+    /// A fresh store on the backend under test.
+    pub async fn fresh() -> TestStore {
+        match postgres_under_test() {
+            Some(admin) => Self::postgres(&admin).await,
+            None => {
+                let temp = tempfile::tempdir().expect("temp dir");
+                let mut store = Self::at_dir(&temp.path().join("data"));
+                store._temp = Some(temp);
+                store
+            }
+        }
+    }
+
+    /// A fresh database on a PostgreSQL server.
+    pub async fn postgres(admin_url: &str) -> TestStore {
+        let url = standby_store::create_scratch_database(admin_url, "standby_test")
+            .await
+            .expect("create a test database");
+        TestStore {
+            args: vec!["--database".into(), url.clone()],
+            location: standby_store::Location::Postgres(url),
+            _temp: None,
+        }
+    }
+
+    /// SQLite in a given data directory (tests of the data directory itself).
+    pub fn at_dir(dir: &Path) -> TestStore {
+        TestStore {
+            args: vec!["--data-dir".into(), dir.display().to_string()],
+            location: standby_store::Location::data_dir(dir),
+            _temp: None,
+        }
+    }
+
+    /// The flags that point a `standby` command at this store.
+    pub fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// Opens the store directly (to read what the server wrote, such as the sim ledger).
+    pub async fn open(&self) -> std::sync::Arc<dyn standby_store::Store> {
+        standby_store::open(&self.location)
+            .await
+            .expect("open store")
+    }
+}
+
 pub struct TestApp {
     pub base: String,
-    pub data_dir: PathBuf,
     pub token: String,
     pub http: reqwest::Client,
+    /// The flags that point a `standby` command at this server's store.
+    pub store_args: Vec<String>,
     child: Child,
-    _temp: Option<tempfile::TempDir>,
+    store: Option<TestStore>,
 }
 
 pub fn binary() -> &'static str {
@@ -31,21 +96,27 @@ pub fn binary() -> &'static str {
 }
 
 impl TestApp {
-    /// The demo fleet in a fresh data directory.
+    /// The demo fleet in a fresh store.
     pub async fn demo() -> TestApp {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let path = temp.path().to_path_buf();
-        let mut app = Self::start(&path, &["--demo"]).await;
-        app._temp = Some(temp);
+        let store = TestStore::fresh().await;
+        let mut app = Self::start(&store, &["--demo"]).await;
+        app.store = Some(store);
         app
     }
 
-    /// Starts the server on `data_dir` with extra flags, logs in as the administrator.
-    pub async fn start(data_dir: &Path, extra: &[&str]) -> TestApp {
+    /// The store this app owns (apps made by `demo` and `with_fleet`).
+    pub fn store(&self) -> &TestStore {
+        self.store
+            .as_ref()
+            .expect("this app does not own its store")
+    }
+
+    /// Starts the server on `store` with extra flags, logs in as the administrator.
+    pub async fn start(store: &TestStore, extra: &[&str]) -> TestApp {
         let mut command = Command::new(binary());
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(store.args())
             .args(extra);
         // Fast simulated hypervisor unless a test chooses its own timings.
         if !extra.contains(&"--sim-boot-ms") {
@@ -84,11 +155,11 @@ impl TestApp {
             .expect("client");
         let mut app = TestApp {
             base,
-            data_dir: data_dir.to_path_buf(),
             token: String::new(),
             http,
+            store_args: store.args.clone(),
             child,
-            _temp: None,
+            store: None,
         };
         app.token = app.login(ADMIN, PASSWORD).await["access_token"]
             .as_str()
@@ -152,16 +223,16 @@ impl TestApp {
         body["data"].as_array().expect("data").clone()
     }
 
-    /// A fleet file in a fresh data directory.
+    /// A fleet file in a fresh store.
     pub async fn with_fleet(fleet: &str, extra: &[&str]) -> TestApp {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let file = temp.path().join("fleet.toml");
+        let store = TestStore::fresh().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("fleet.toml");
         std::fs::write(&file, fleet).expect("write fleet");
-        let data = temp.path().join("data");
         let mut args = vec!["--fleet", file.to_str().expect("path")];
         args.extend_from_slice(extra);
-        let mut app = Self::start(&data, &args).await;
-        app._temp = Some(temp);
+        let mut app = Self::start(&store, &args).await;
+        app.store = Some(store);
         app
     }
 
@@ -208,10 +279,11 @@ impl TestApp {
         let _ = self.child.wait();
     }
 
-    pub fn stop(mut self) -> PathBuf {
+    /// Stops the server and hands back its store, to start another server on it.
+    pub fn stop(mut self) -> Option<TestStore> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.data_dir.clone()
+        self.store.take()
     }
 }
 

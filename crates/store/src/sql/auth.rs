@@ -1,18 +1,18 @@
 //! Users and bearer tokens.
 
+use super::{DbRow, Pool};
 use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
 use standby_model::{Role, Timestamp, WireEnum};
 use uuid::Uuid;
 
-use super::{parse_enum, parse_optional_uid, parse_uid, uid_text};
+use crate::rows::{parse_enum, parse_optional_uid, parse_uid, uid_text};
 use crate::{StoreError, TokenKind, TokenRecord, UserRecord};
 
 const USER_COLUMNS: &str = "u.uid, u.name, u.organization_uid, u.role, u.password_hash, u.disabled";
 const TOKEN_COLUMNS: &str =
     "t.hash, t.user_uid, t.kind, t.read_only, t.family, t.created_at, t.expires_at";
 
-fn user_from_row(row: &SqliteRow, offset: usize) -> Result<UserRecord, StoreError> {
+fn user_from_row(row: &DbRow, offset: usize) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         uid: parse_uid("users", "uid", &row.try_get::<String, _>(offset)?)?,
         name: row.try_get(offset + 1)?,
@@ -27,7 +27,7 @@ fn user_from_row(row: &SqliteRow, offset: usize) -> Result<UserRecord, StoreErro
     })
 }
 
-fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+fn token_from_row(row: &DbRow) -> Result<TokenRecord, StoreError> {
     let kind: String = row.try_get(2)?;
     Ok(TokenRecord {
         hash: row.try_get(0)?,
@@ -50,14 +50,14 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
     })
 }
 
-pub(super) async fn count_users(pool: &SqlitePool) -> Result<u64, StoreError> {
+pub(super) async fn count_users(pool: &Pool) -> Result<u64, StoreError> {
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
         .fetch_one(pool)
         .await?;
     Ok(count.max(0) as u64)
 }
 
-pub(super) async fn create_user(pool: &SqlitePool, user: &UserRecord) -> Result<(), StoreError> {
+pub(super) async fn create_user(pool: &Pool, user: &UserRecord) -> Result<(), StoreError> {
     let result = sqlx::query(
         "INSERT INTO users (uid, name, organization_uid, role, password_hash, disabled, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -80,7 +80,7 @@ pub(super) async fn create_user(pool: &SqlitePool, user: &UserRecord) -> Result<
 }
 
 pub(super) async fn find_user_by_name(
-    pool: &SqlitePool,
+    pool: &Pool,
     name: &str,
 ) -> Result<Option<UserRecord>, StoreError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = $1");
@@ -91,7 +91,7 @@ pub(super) async fn find_user_by_name(
     row.map(|row| user_from_row(&row, 0)).transpose()
 }
 
-pub(super) async fn provider_organization(pool: &SqlitePool) -> Result<Option<Uuid>, StoreError> {
+pub(super) async fn provider_organization(pool: &Pool) -> Result<Option<Uuid>, StoreError> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT uid FROM organizations WHERE kind = 'provider' ORDER BY name LIMIT 1",
     )
@@ -102,7 +102,7 @@ pub(super) async fn provider_organization(pool: &SqlitePool) -> Result<Option<Uu
 }
 
 pub(super) async fn ensure_provider_organization(
-    pool: &SqlitePool,
+    pool: &Pool,
     name: &str,
 ) -> Result<Uuid, StoreError> {
     if let Some(uid) = provider_organization(pool).await? {
@@ -117,7 +117,7 @@ pub(super) async fn ensure_provider_organization(
     Ok(uid)
 }
 
-pub(super) async fn insert_token(pool: &SqlitePool, token: &TokenRecord) -> Result<(), StoreError> {
+pub(super) async fn insert_token(pool: &Pool, token: &TokenRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tokens (hash, user_uid, kind, read_only, family, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -134,14 +134,14 @@ pub(super) async fn insert_token(pool: &SqlitePool, token: &TokenRecord) -> Resu
 }
 
 pub(super) async fn find_token(
-    pool: &SqlitePool,
+    pool: &Pool,
     hash: &str,
     kind: TokenKind,
     now: Timestamp,
 ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
     let sql = format!(
         "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
-         WHERE t.hash = $1 AND t.kind = $2 AND t.revoked = 0 AND t.expires_at > $3 AND u.disabled = 0"
+         WHERE t.hash = $1 AND t.kind = $2 AND t.revoked = FALSE AND t.expires_at > $3 AND u.disabled = FALSE"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(hash)
@@ -154,13 +154,13 @@ pub(super) async fn find_token(
 }
 
 pub(super) async fn consume_refresh_token(
-    pool: &SqlitePool,
+    pool: &Pool,
     hash: &str,
     now: Timestamp,
 ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
     // Revoke first, atomically: of two concurrent refreshes with one token, only one wins.
     let revoked = sqlx::query(
-        "UPDATE tokens SET revoked = 1 WHERE hash = $1 AND kind = 'refresh' AND revoked = 0 AND expires_at > $2",
+        "UPDATE tokens SET revoked = TRUE WHERE hash = $1 AND kind = 'refresh' AND revoked = FALSE AND expires_at > $2",
     )
     .bind(hash)
     .bind(now.ticks())
@@ -169,7 +169,7 @@ pub(super) async fn consume_refresh_token(
     if revoked.rows_affected() == 0 {
         // A refresh token used a second time was stolen or leaked: end its whole login chain.
         sqlx::query(
-            "UPDATE tokens SET revoked = 1 WHERE family = (SELECT family FROM tokens WHERE hash = $1 AND kind = 'refresh' AND revoked = 1)",
+            "UPDATE tokens SET revoked = TRUE WHERE family = (SELECT family FROM tokens WHERE hash = $1 AND kind = 'refresh' AND revoked = TRUE)",
         )
         .bind(hash)
         .execute(pool)
@@ -178,7 +178,7 @@ pub(super) async fn consume_refresh_token(
     }
     let sql = format!(
         "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
-         WHERE t.hash = $1 AND u.disabled = 0"
+         WHERE t.hash = $1 AND u.disabled = FALSE"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(hash)
@@ -189,7 +189,7 @@ pub(super) async fn consume_refresh_token(
 }
 
 pub(super) async fn list_organizations(
-    pool: &SqlitePool,
+    pool: &Pool,
 ) -> Result<Vec<standby_fleet::OrganizationRecord>, StoreError> {
     let rows: Vec<(String, String, String)> =
         sqlx::query_as("SELECT uid, name, kind FROM organizations ORDER BY kind DESC, name")
@@ -210,7 +210,7 @@ pub(super) async fn list_organizations(
         .collect()
 }
 
-pub(super) async fn list_users(pool: &SqlitePool) -> Result<Vec<UserRecord>, StoreError> {
+pub(super) async fn list_users(pool: &Pool) -> Result<Vec<UserRecord>, StoreError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.name");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(pool)
@@ -220,7 +220,7 @@ pub(super) async fn list_users(pool: &SqlitePool) -> Result<Vec<UserRecord>, Sto
 
 /// Applies a change to a user and revokes their tokens in one transaction; `false` if no such user.
 async fn change_user(
-    pool: &SqlitePool,
+    pool: &Pool,
     name: &str,
     sql: &'static str,
     value: Option<&str>,
@@ -234,7 +234,7 @@ async fn change_user(
         return Ok(false);
     }
     sqlx::query(
-        "UPDATE tokens SET revoked = 1 WHERE user_uid = (SELECT uid FROM users WHERE name = $1)",
+        "UPDATE tokens SET revoked = TRUE WHERE user_uid = (SELECT uid FROM users WHERE name = $1)",
     )
     .bind(name)
     .execute(&mut *tx)
@@ -243,11 +243,7 @@ async fn change_user(
     Ok(true)
 }
 
-pub(super) async fn set_password(
-    pool: &SqlitePool,
-    name: &str,
-    hash: &str,
-) -> Result<bool, StoreError> {
+pub(super) async fn set_password(pool: &Pool, name: &str, hash: &str) -> Result<bool, StoreError> {
     change_user(
         pool,
         name,
@@ -258,7 +254,7 @@ pub(super) async fn set_password(
 }
 
 pub(super) async fn set_disabled(
-    pool: &SqlitePool,
+    pool: &Pool,
     name: &str,
     disabled: bool,
 ) -> Result<bool, StoreError> {
@@ -266,12 +262,12 @@ pub(super) async fn set_disabled(
         change_user(
             pool,
             name,
-            "UPDATE users SET disabled = 1 WHERE name = $1",
+            "UPDATE users SET disabled = TRUE WHERE name = $1",
             None,
         )
         .await
     } else {
-        let updated = sqlx::query("UPDATE users SET disabled = 0 WHERE name = $1")
+        let updated = sqlx::query("UPDATE users SET disabled = FALSE WHERE name = $1")
             .bind(name)
             .execute(pool)
             .await?;
@@ -279,7 +275,7 @@ pub(super) async fn set_disabled(
     }
 }
 
-pub(super) async fn remove_user(pool: &SqlitePool, name: &str) -> Result<bool, StoreError> {
+pub(super) async fn remove_user(pool: &Pool, name: &str) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     for sql in [
         "DELETE FROM tokens WHERE user_uid = (SELECT uid FROM users WHERE name = $1)",
@@ -296,7 +292,7 @@ pub(super) async fn remove_user(pool: &SqlitePool, name: &str) -> Result<bool, S
 }
 
 pub(super) async fn insert_api_key(
-    pool: &SqlitePool,
+    pool: &Pool,
     key: &crate::ApiKeyRecord,
 ) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO api_keys (hash, user_uid, description, read_only, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -311,12 +307,12 @@ pub(super) async fn insert_api_key(
 }
 
 pub(super) async fn find_api_key(
-    pool: &SqlitePool,
+    pool: &Pool,
     hash: &str,
 ) -> Result<Option<(crate::ApiKeyRecord, UserRecord)>, StoreError> {
     let sql = format!(
         "SELECT k.hash, k.user_uid, k.description, k.read_only, k.created_at, {USER_COLUMNS} \
-         FROM api_keys k JOIN users u ON u.uid = k.user_uid WHERE k.hash = $1 AND k.revoked = 0 AND u.disabled = 0"
+         FROM api_keys k JOIN users u ON u.uid = k.user_uid WHERE k.hash = $1 AND k.revoked = FALSE AND u.disabled = FALSE"
     );
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(hash)
@@ -335,10 +331,7 @@ pub(super) async fn find_api_key(
     Ok(Some((key, user_from_row(&row, 5)?)))
 }
 
-pub(super) async fn record_audit(
-    pool: &SqlitePool,
-    entry: &crate::AuditEntry,
-) -> Result<(), StoreError> {
+pub(super) async fn record_audit(pool: &Pool, entry: &crate::AuditEntry) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit (uid, at, actor_uid, actor_name, address, action, target, outcome, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -359,7 +352,7 @@ pub(super) async fn record_audit(
 
 /// Audit records, newest first.
 pub(super) async fn list_audit(
-    pool: &SqlitePool,
+    pool: &Pool,
     limit: u32,
     offset: u32,
 ) -> Result<crate::Page<crate::AuditEntry>, StoreError> {

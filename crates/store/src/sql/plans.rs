@@ -2,20 +2,35 @@
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::{AssertSqlSafe, Row};
+use super::{DbArguments, DbRow, Pool};
+use sqlx::{Arguments, AssertSqlSafe, Row};
 use standby_model::state::{PlanRequest, on_request};
 use standby_model::{
     BackupStatus, FailoverPlan, LastSession, MessageSeverity, PlanObject, PlanStatus, PlanType,
     RestoreSession, SessionMessage, SessionStatus, Timestamp,
 };
-use standby_query::sql::{SqlBuilder, SqliteDialect};
+use standby_query::sql::SqlBuilder;
 use standby_query::{Filter, Scalar};
 use uuid::Uuid;
 
-use super::{arguments, parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::keys::text_keys;
+use crate::rows::{parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::{CommandChange, ListQuery, Page, Scope, StoreError};
+
+/// Binds the query language's values in order.
+pub(super) fn arguments(binds: &[Scalar]) -> Result<DbArguments, StoreError> {
+    let mut arguments = DbArguments::default();
+    for bind in binds {
+        let added = match bind {
+            Scalar::Null => arguments.add(Option::<String>::None),
+            Scalar::Bool(flag) => arguments.add(*flag),
+            Scalar::Int(number) => arguments.add(*number),
+            Scalar::Text(text) => arguments.add(text.clone()),
+        };
+        added.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
+    }
+    Ok(arguments)
+}
 
 const PLAN_SELECT: &str = "SELECT p.uid, p.original_uid, p.backup_server_uid, p.name, p.type, p.status, p.tenant_uid, \
      p.objects_count, p.pre_failover_command, p.post_failover_command, ls.uid, ls.end_time, ls.status, ls.message";
@@ -59,7 +74,7 @@ fn push_plan_conditions(
     }
 }
 
-async fn count(pool: &SqlitePool, builder: SqlBuilder<'_>) -> Result<u64, StoreError> {
+async fn count(pool: &Pool, builder: SqlBuilder<'_>) -> Result<u64, StoreError> {
     let row = sqlx::query_with(AssertSqlSafe(builder.sql), arguments(&builder.binds)?)
         .fetch_one(pool)
         .await?;
@@ -68,16 +83,15 @@ async fn count(pool: &SqlitePool, builder: SqlBuilder<'_>) -> Result<u64, StoreE
 }
 
 pub(super) async fn list_plans(
-    pool: &SqlitePool,
+    pool: &Pool,
     query: &ListQuery,
 ) -> Result<Page<FailoverPlan>, StoreError> {
-    let dialect = SqliteDialect;
-    let mut counting = SqlBuilder::new(&dialect);
+    let mut counting = SqlBuilder::new(super::DIALECT);
     counting.push("SELECT COUNT(*)").push(PLAN_FROM);
     push_plan_conditions(&mut counting, query.scope, query.server, &query.filter);
     let total = count(pool, counting).await?;
 
-    let mut listing = SqlBuilder::new(&dialect);
+    let mut listing = SqlBuilder::new(super::DIALECT);
     listing.push(PLAN_SELECT).push(PLAN_FROM);
     push_plan_conditions(&mut listing, query.scope, query.server, &query.filter);
     listing.push_order_by(&query.order);
@@ -87,12 +101,11 @@ pub(super) async fn list_plans(
 }
 
 pub(super) async fn get_plan(
-    pool: &SqlitePool,
+    pool: &Pool,
     scope: Scope,
     uid: Uuid,
 ) -> Result<Option<FailoverPlan>, StoreError> {
-    let dialect = SqliteDialect;
-    let mut builder = SqlBuilder::new(&dialect);
+    let mut builder = SqlBuilder::new(super::DIALECT);
     builder.push(PLAN_SELECT).push(PLAN_FROM);
     push_plan_conditions(&mut builder, scope, None, &Filter::And(Vec::new()));
     builder.push(" AND p.uid = ");
@@ -108,7 +121,7 @@ fn push_paging(builder: &mut SqlBuilder<'_>, limit: u32, offset: u32) {
 }
 
 async fn fetch_plans(
-    pool: &SqlitePool,
+    pool: &Pool,
     builder: SqlBuilder<'_>,
 ) -> Result<Vec<FailoverPlan>, StoreError> {
     let rows = sqlx::query_with(AssertSqlSafe(builder.sql), arguments(&builder.binds)?)
@@ -122,7 +135,7 @@ async fn fetch_plans(
     Ok(plans)
 }
 
-fn plan_from_row(row: &SqliteRow) -> Result<FailoverPlan, StoreError> {
+fn plan_from_row(row: &DbRow) -> Result<FailoverPlan, StoreError> {
     const T: &str = "plans";
     let tenant: Option<String> = row.try_get(6)?;
     let pre: String = row.try_get(8)?;
@@ -160,7 +173,7 @@ fn plan_from_row(row: &SqliteRow) -> Result<FailoverPlan, StoreError> {
 }
 
 /// Loads `detailedMessages` for the last sessions of a page of plans, in one query.
-async fn attach_messages(pool: &SqlitePool, plans: &mut [FailoverPlan]) -> Result<(), StoreError> {
+async fn attach_messages(pool: &Pool, plans: &mut [FailoverPlan]) -> Result<(), StoreError> {
     let sessions: Vec<String> = plans
         .iter()
         .filter_map(|p| p.last_session.as_ref())
@@ -169,8 +182,7 @@ async fn attach_messages(pool: &SqlitePool, plans: &mut [FailoverPlan]) -> Resul
     if sessions.is_empty() {
         return Ok(());
     }
-    let dialect = SqliteDialect;
-    let mut builder = SqlBuilder::new(&dialect);
+    let mut builder = SqlBuilder::new(super::DIALECT);
     builder.push("SELECT session_uid, title, description, severity, start_time, end_time FROM session_messages WHERE session_uid IN (");
     for (i, session) in sessions.into_iter().enumerate() {
         if i > 0 {
@@ -228,16 +240,15 @@ fn push_object_conditions(builder: &mut SqlBuilder<'_>, query: &ListQuery) {
 }
 
 pub(super) async fn list_objects(
-    pool: &SqlitePool,
+    pool: &Pool,
     query: &ListQuery,
 ) -> Result<Page<PlanObject>, StoreError> {
-    let dialect = SqliteDialect;
-    let mut counting = SqlBuilder::new(&dialect);
+    let mut counting = SqlBuilder::new(super::DIALECT);
     counting.push("SELECT COUNT(*)").push(OBJECT_FROM);
     push_object_conditions(&mut counting, query);
     let total = count(pool, counting).await?;
 
-    let mut listing = SqlBuilder::new(&dialect);
+    let mut listing = SqlBuilder::new(super::DIALECT);
     listing.push(OBJECT_SELECT).push(OBJECT_FROM);
     push_object_conditions(&mut listing, query);
     listing.push_order_by(&query.order);
@@ -252,7 +263,7 @@ pub(super) async fn list_objects(
     Ok(Page { items, total })
 }
 
-fn object_from_row(row: &SqliteRow) -> Result<PlanObject, StoreError> {
+fn object_from_row(row: &DbRow) -> Result<PlanObject, StoreError> {
     const T: &str = "plan_objects";
     let session_uid: Option<String> = row.try_get(7)?;
     let restore_session = match session_uid {
@@ -290,7 +301,7 @@ fn object_from_row(row: &SqliteRow) -> Result<PlanObject, StoreError> {
 }
 
 pub(super) async fn server_visible(
-    pool: &SqlitePool,
+    pool: &Pool,
     scope: Scope,
     uid: Uuid,
 ) -> Result<bool, StoreError> {
@@ -321,7 +332,7 @@ pub(super) async fn server_visible(
 }
 
 pub(super) async fn update_plan_commands(
-    pool: &SqlitePool,
+    pool: &Pool,
     scope: Scope,
     uid: Uuid,
     change: &CommandChange,

@@ -1,11 +1,11 @@
 //! `X-Request-id` records: reserve before handling, complete with the response, replay after.
 
+use super::Pool;
 use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
 use standby_model::Timestamp;
 use uuid::Uuid;
 
-use super::uid_text;
+use crate::rows::uid_text;
 use crate::{IdempotencyKey, Reservation, StoreError, StoredResponse};
 
 /// A reservation older than this with no response belongs to a request that died with its
@@ -13,7 +13,7 @@ use crate::{IdempotencyKey, Reservation, StoreError, StoredResponse};
 const ABANDONED_AFTER_SECONDS: i64 = 120;
 
 pub(super) async fn reserve(
-    pool: &SqlitePool,
+    pool: &Pool,
     key: &IdempotencyKey,
     now: Timestamp,
     expires_at: Timestamp,
@@ -75,7 +75,7 @@ pub(super) async fn reserve(
 }
 
 pub(super) async fn complete(
-    pool: &SqlitePool,
+    pool: &Pool,
     request_id: Uuid,
     response: &StoredResponse,
 ) -> Result<(), StoreError> {
@@ -96,7 +96,7 @@ pub(super) async fn complete(
     Ok(())
 }
 
-pub(super) async fn release(pool: &SqlitePool, request_id: Uuid) -> Result<(), StoreError> {
+pub(super) async fn release(pool: &Pool, request_id: Uuid) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM idempotency WHERE request_id = $1 AND status IS NULL")
         .bind(uid_text(request_id))
         .execute(pool)

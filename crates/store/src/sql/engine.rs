@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 
+use super::{DbRow, Pool};
 use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
 use standby_model::state::{PlanRequest, on_request};
 use standby_model::{
     BackupStatus, PlanStatus, SessionKind, SessionMessage, SessionStatus, Timestamp, WireEnum,
 };
 use uuid::Uuid;
 
-use super::{parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::keys::text_keys;
+use crate::rows::{parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::sessions::*;
 use crate::{Scope, StoreError};
 
@@ -26,7 +26,7 @@ fn request_of(kind: SessionKind) -> PlanRequest {
 /// Moves the plan to its running status and queues the session, or says why not. `Ok(false)`:
 /// the plan is not visible in `scope`.
 pub(super) async fn begin_session(
-    pool: &SqlitePool,
+    pool: &Pool,
     scope: Scope,
     new: &NewSession,
     now: Timestamp,
@@ -119,21 +119,24 @@ pub(super) async fn begin_session(
 }
 
 pub(super) async fn claim_job(
-    pool: &SqlitePool,
+    pool: &Pool,
     worker: &str,
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<Option<Job>, StoreError> {
-    let row = sqlx::query(
+    // On PostgreSQL the subquery locks the row it picks and skips rows other nodes are claiming.
+    let sql = format!(
         "UPDATE jobs SET state = 'running', locked_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-         WHERE uid = (SELECT uid FROM jobs WHERE state = 'ready' AND run_at <= $3 ORDER BY run_at, uid LIMIT 1) \
+         WHERE uid = (SELECT uid FROM jobs WHERE state = 'ready' AND run_at <= $3 ORDER BY run_at, uid LIMIT 1{}) \
          RETURNING uid, session_uid, attempts",
-    )
-    .bind(worker)
-    .bind(lease_until.ticks())
-    .bind(now.ticks())
-    .fetch_optional(pool)
-    .await?;
+        super::CLAIM_LOCK
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(worker)
+        .bind(lease_until.ticks())
+        .bind(now.ticks())
+        .fetch_optional(pool)
+        .await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -150,7 +153,7 @@ pub(super) async fn claim_job(
 }
 
 pub(super) async fn extend_lease(
-    pool: &SqlitePool,
+    pool: &Pool,
     job: Uuid,
     worker: &str,
     lease_until: Timestamp,
@@ -168,7 +171,7 @@ pub(super) async fn extend_lease(
 
 /// Puts running jobs whose lease ran out (or, with `None`, every running job) back in the queue.
 pub(super) async fn requeue_jobs(
-    pool: &SqlitePool,
+    pool: &Pool,
     expired_before: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
@@ -184,7 +187,7 @@ pub(super) async fn requeue_jobs(
 }
 
 pub(super) async fn session_work(
-    pool: &SqlitePool,
+    pool: &Pool,
     session: Uuid,
 ) -> Result<Option<SessionWork>, StoreError> {
     let Some(row) = sqlx::query(
@@ -269,7 +272,7 @@ pub(super) async fn session_work(
 }
 
 pub(super) async fn newest_restore_point(
-    pool: &SqlitePool,
+    pool: &Pool,
     object: Uuid,
     at_or_before: Option<Timestamp>,
 ) -> Result<Option<(Uuid, Timestamp)>, StoreError> {
@@ -291,7 +294,7 @@ pub(super) async fn newest_restore_point(
 }
 
 pub(super) async fn record_vm_start(
-    pool: &SqlitePool,
+    pool: &Pool,
     session: Uuid,
     object: Uuid,
     step: &VmStep,
@@ -321,7 +324,7 @@ pub(super) async fn record_vm_start(
 
 /// Ends a VM's step and writes its log line in one transaction, so a crash keeps both or neither.
 pub(super) async fn record_vm_end(
-    pool: &SqlitePool,
+    pool: &Pool,
     session: Uuid,
     step: Uuid,
     status: BackupStatus,
@@ -343,10 +346,17 @@ pub(super) async fn record_vm_end(
 }
 
 async fn insert_message(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, super::Db>,
     session: Uuid,
     message: &SessionMessage,
 ) -> Result<(), StoreError> {
+    // Concurrent VM steps of one session number their lines from MAX(seq): serialize them.
+    if let Some(lock) = super::LOCK_SESSION {
+        sqlx::query(lock)
+            .bind(uid_text(session))
+            .execute(&mut **tx)
+            .await?;
+    }
     sqlx::query(
         "INSERT INTO session_messages (session_uid, seq, title, description, severity, start_time, end_time) \
          VALUES ($1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM session_messages WHERE session_uid = $1), $2, $3, $4, $5, $6)",
@@ -363,7 +373,7 @@ async fn insert_message(
 }
 
 pub(super) async fn append_message(
-    pool: &SqlitePool,
+    pool: &Pool,
     session: Uuid,
     message: &SessionMessage,
 ) -> Result<(), StoreError> {
@@ -374,7 +384,7 @@ pub(super) async fn append_message(
 }
 
 pub(super) async fn finish_session(
-    pool: &SqlitePool,
+    pool: &Pool,
     session: Uuid,
     end: &SessionEnd,
     now: Timestamp,
@@ -420,9 +430,9 @@ pub(super) async fn finish_session(
     Ok(())
 }
 
-pub(super) async fn request_cancel(pool: &SqlitePool, session: Uuid) -> Result<bool, StoreError> {
+pub(super) async fn request_cancel(pool: &Pool, session: Uuid) -> Result<bool, StoreError> {
     let updated = sqlx::query(
-        "UPDATE sessions SET cancel_requested = 1 WHERE uid = $1 AND phase <> 'finished'",
+        "UPDATE sessions SET cancel_requested = TRUE WHERE uid = $1 AND phase <> 'finished'",
     )
     .bind(uid_text(session))
     .execute(pool)
@@ -430,7 +440,7 @@ pub(super) async fn request_cancel(pool: &SqlitePool, session: Uuid) -> Result<b
     Ok(updated.rows_affected() == 1)
 }
 
-pub(super) async fn cancel_requested(pool: &SqlitePool, session: Uuid) -> Result<bool, StoreError> {
+pub(super) async fn cancel_requested(pool: &Pool, session: Uuid) -> Result<bool, StoreError> {
     let row: Option<(bool,)> =
         sqlx::query_as("SELECT cancel_requested FROM sessions WHERE uid = $1")
             .bind(uid_text(session))
@@ -440,7 +450,7 @@ pub(super) async fn cancel_requested(pool: &SqlitePool, session: Uuid) -> Result
 }
 
 pub(super) async fn sim_begin(
-    pool: &SqlitePool,
+    pool: &Pool,
     operation: &str,
     object: Option<Uuid>,
     kind: &str,
@@ -478,7 +488,7 @@ pub(super) async fn sim_begin(
 
 /// Records an operation's outcome and its change to a replica in one transaction.
 pub(super) async fn sim_finish(
-    pool: &SqlitePool,
+    pool: &Pool,
     operation: &str,
     ok: bool,
     message: &str,
@@ -520,7 +530,7 @@ pub(super) async fn sim_finish(
 }
 
 pub(super) async fn sim_replica_state(
-    pool: &SqlitePool,
+    pool: &Pool,
     object: Uuid,
 ) -> Result<Option<String>, StoreError> {
     let row: Option<(String,)> =
@@ -531,7 +541,7 @@ pub(super) async fn sim_replica_state(
     Ok(row.map(|(state,)| state))
 }
 
-pub(super) async fn sim_faults(pool: &SqlitePool, target: Uuid) -> Result<Vec<String>, StoreError> {
+pub(super) async fn sim_faults(pool: &Pool, target: Uuid) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> = sqlx::query_as("SELECT fault FROM sim_faults WHERE target_uid = $1")
         .bind(uid_text(target))
         .fetch_all(pool)
@@ -540,7 +550,7 @@ pub(super) async fn sim_faults(pool: &SqlitePool, target: Uuid) -> Result<Vec<St
 }
 
 pub(super) async fn set_sim_fault(
-    pool: &SqlitePool,
+    pool: &Pool,
     target: Uuid,
     fault: &str,
     on: bool,
@@ -558,7 +568,7 @@ pub(super) async fn set_sim_fault(
     Ok(())
 }
 
-pub(super) async fn sim_executions(pool: &SqlitePool) -> Result<BTreeMap<String, i64>, StoreError> {
+pub(super) async fn sim_executions(pool: &Pool) -> Result<BTreeMap<String, i64>, StoreError> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT operation_id, executions FROM sim_operations")
             .fetch_all(pool)
@@ -569,7 +579,7 @@ pub(super) async fn sim_executions(pool: &SqlitePool) -> Result<BTreeMap<String,
 const ACTION_COLUMNS: &str =
     "uid, initiator_uid, action_name, status, request_body, query_parameters, session_uid, result";
 
-fn action_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AsyncActionRecord, StoreError> {
+fn action_from_row(row: &DbRow) -> Result<AsyncActionRecord, StoreError> {
     let parameters: Option<String> = row.try_get(5)?;
     let session: Option<String> = row.try_get(6)?;
     Ok(AsyncActionRecord {
@@ -592,7 +602,7 @@ fn action_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AsyncActionRecord, S
 
 /// Live actions (running, or finished and not yet expired), oldest first; `None`: everyone's.
 pub(super) async fn list_actions(
-    pool: &SqlitePool,
+    pool: &Pool,
     initiator: Option<Uuid>,
     now: Timestamp,
 ) -> Result<Vec<AsyncActionRecord>, StoreError> {
@@ -609,7 +619,7 @@ pub(super) async fn list_actions(
 }
 
 pub(super) async fn get_action(
-    pool: &SqlitePool,
+    pool: &Pool,
     uid: Uuid,
     now: Timestamp,
 ) -> Result<Option<AsyncActionRecord>, StoreError> {
@@ -625,7 +635,7 @@ pub(super) async fn get_action(
 }
 
 pub(super) async fn forget_action(
-    pool: &SqlitePool,
+    pool: &Pool,
     uid: Uuid,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
@@ -640,10 +650,7 @@ pub(super) async fn forget_action(
 }
 
 /// The plan an object belongs to.
-pub(super) async fn object_plan(
-    pool: &SqlitePool,
-    object: Uuid,
-) -> Result<Option<Uuid>, StoreError> {
+pub(super) async fn object_plan(pool: &Pool, object: Uuid) -> Result<Option<Uuid>, StoreError> {
     let row: Option<(String,)> = sqlx::query_as("SELECT plan_uid FROM plan_objects WHERE uid = $1")
         .bind(uid_text(object))
         .fetch_optional(pool)
@@ -654,7 +661,7 @@ pub(super) async fn object_plan(
 
 /// A VM's restore points, newest first.
 pub(super) async fn restore_points(
-    pool: &SqlitePool,
+    pool: &Pool,
     object: Uuid,
     limit: u32,
     offset: u32,
@@ -690,7 +697,7 @@ pub(super) async fn restore_points(
 
 /// A plan's sessions, newest first, each with its VMs' results.
 pub(super) async fn session_history(
-    pool: &SqlitePool,
+    pool: &Pool,
     plan: Uuid,
     limit: u32,
     offset: u32,

@@ -2,13 +2,13 @@
 //! changed file updates what it declares (names, types, tenants, commands, VM settings) and adds
 //! new restore points, but never touches a plan's status or its sessions.
 
-use sqlx::sqlite::{SqliteArguments, SqlitePool};
-use sqlx::{Arguments, AssertSqlSafe, Sqlite, Transaction};
+use super::{DbArguments, Pool};
+use sqlx::{Arguments, AssertSqlSafe, Transaction};
 use standby_fleet::Fleet;
 use standby_model::{PlanStatus, Timestamp, WireEnum};
 
-use super::uid_text;
 use crate::keys::text_keys;
+use crate::rows::uid_text;
 use crate::{ImportSummary, StoreError};
 
 /// Rows per multi-row INSERT (well under SQLite's 32,766 bound parameters).
@@ -24,7 +24,7 @@ enum Value {
     OptInt(Option<i64>),
 }
 
-fn bind(arguments: &mut SqliteArguments, value: Value) -> Result<(), StoreError> {
+fn bind(arguments: &mut DbArguments, value: Value) -> Result<(), StoreError> {
     let added = match value {
         Value::Text(text) => arguments.add(text),
         Value::OptText(text) => arguments.add(text),
@@ -36,7 +36,7 @@ fn bind(arguments: &mut SqliteArguments, value: Value) -> Result<(), StoreError>
 
 /// `INSERT INTO table (columns) VALUES (...), (...) <tail>` in chunks; returns rows changed.
 async fn insert_rows(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, super::Db>,
     table: &str,
     columns: &[&str],
     tail: &str,
@@ -47,7 +47,7 @@ async fn insert_rows(
     while rows.peek().is_some() {
         let chunk: Vec<Row> = rows.by_ref().take(CHUNK_ROWS).collect();
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        let mut arguments = SqliteArguments::default();
+        let mut arguments = DbArguments::default();
         let mut index = 0;
         for (r, row) in chunk.into_iter().enumerate() {
             sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -72,16 +72,43 @@ async fn insert_rows(
     Ok(changed)
 }
 
-pub(super) async fn import_fleet(
-    pool: &SqlitePool,
+pub(super) async fn import_fleet(pool: &Pool, fleet: &Fleet) -> Result<ImportSummary, StoreError> {
+    let mut tx = pool.begin().await?;
+    let summary = import_in(&mut tx, fleet).await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+/// Imports the fleet only into a store without plans, atomically: of several nodes starting
+/// at once on one empty database, exactly one seeds it. `None`: the store already had plans.
+pub(super) async fn seed_fleet(
+    pool: &Pool,
+    fleet: &Fleet,
+) -> Result<Option<ImportSummary>, StoreError> {
+    let mut tx = pool.begin().await?;
+    if let Some(lock) = super::SEED_LOCK {
+        sqlx::query(lock).execute(&mut *tx).await?;
+    }
+    let existing: Option<(String,)> = sqlx::query_as("SELECT uid FROM plans LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    if existing.is_some() {
+        return Ok(None);
+    }
+    let summary = import_in(&mut tx, fleet).await?;
+    tx.commit().await?;
+    Ok(Some(summary))
+}
+
+async fn import_in(
+    tx: &mut Transaction<'_, super::Db>,
     fleet: &Fleet,
 ) -> Result<ImportSummary, StoreError> {
     let now = Timestamp::now().ticks();
-    let mut tx = pool.begin().await?;
     let mut sessions_added = 0;
 
     let organizations = insert_rows(
-        &mut tx,
+        tx,
         "organizations",
         &["uid", "name", "kind"],
         "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, kind = excluded.kind",
@@ -99,7 +126,7 @@ pub(super) async fn import_fleet(
     )
     .await?;
     insert_rows(
-        &mut tx,
+        tx,
         "tenants",
         &["uid", "name", "organization_uid"],
         "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, organization_uid = excluded.organization_uid",
@@ -111,7 +138,7 @@ pub(super) async fn import_fleet(
     )
     .await?;
     let servers = insert_rows(
-        &mut tx,
+        tx,
         "backup_servers",
         &["uid", "name", "organization_uid", "connector"],
         "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, organization_uid = excluded.organization_uid, \
@@ -131,7 +158,7 @@ pub(super) async fn import_fleet(
     )
     .await?;
     let plans = insert_rows(
-        &mut tx,
+        tx,
         "plans",
         &[
             "uid", "original_uid", "backup_server_uid", "name", "name_ci", "name_nat", "type", "status", "tenant_uid",
@@ -174,7 +201,7 @@ pub(super) async fn import_fleet(
     )
     .await?;
     let objects = insert_rows(
-        &mut tx,
+        tx,
         "plan_objects",
         &[
             "uid", "plan_uid", "backup_server_uid", "name", "name_ci", "name_nat", "host_name", "host_name_ci", "host_name_nat",
@@ -209,7 +236,7 @@ pub(super) async fn import_fleet(
         "UPDATE plans SET objects_count = (SELECT COUNT(*) FROM plan_objects o WHERE o.plan_uid = plans.uid) \
          WHERE objects_count <> (SELECT COUNT(*) FROM plan_objects o WHERE o.plan_uid = plans.uid)",
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     // The fleet's servers and VMs get exactly the sim faults it declares.
     let targets: Vec<String> = fleet
@@ -225,12 +252,12 @@ pub(super) async fn import_fleet(
             "DELETE FROM sim_faults WHERE target_uid IN ({})",
             placeholders.join(", ")
         );
-        let mut arguments = SqliteArguments::default();
+        let mut arguments = DbArguments::default();
         for target in chunk {
             bind(&mut arguments, Value::Text(target.clone()))?;
         }
         sqlx::query_with(AssertSqlSafe(sql), arguments)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     let faults = fleet
@@ -246,7 +273,7 @@ pub(super) async fn import_fleet(
         .map(|(target, fault)| vec![Value::Text(uid_text(target)), Value::Text(fault.clone())])
         .collect();
     insert_rows(
-        &mut tx,
+        tx,
         "sim_faults",
         &["target_uid", "fault"],
         "ON CONFLICT DO NOTHING",
@@ -254,7 +281,7 @@ pub(super) async fn import_fleet(
     )
     .await?;
     let restore_points_added = insert_rows(
-        &mut tx,
+        tx,
         "restore_points",
         &["uid", "object_uid", "created_at"],
         "ON CONFLICT (uid) DO NOTHING",
@@ -289,7 +316,7 @@ pub(super) async fn import_fleet(
         .bind(session.requested_point.map(|p| p.ticks()))
         .bind(session.start_time.ticks())
         .bind(session.end_time.ticks())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -297,7 +324,7 @@ pub(super) async fn import_fleet(
         }
         sessions_added += 1;
         insert_rows(
-            &mut tx,
+            tx,
             "session_messages",
             &[
                 "session_uid",
@@ -328,7 +355,7 @@ pub(super) async fn import_fleet(
         )
         .await?;
         insert_rows(
-            &mut tx,
+            tx,
             "vm_sessions",
             &[
                 "uid",
@@ -365,7 +392,7 @@ pub(super) async fn import_fleet(
              WHERE uid IN (SELECT object_uid FROM vm_sessions WHERE session_uid = $1)",
         )
         .bind(uid_text(session.uid))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "UPDATE plans SET status = $1, last_session_uid = $2, updated_at = $3 WHERE uid = $4",
@@ -374,10 +401,9 @@ pub(super) async fn import_fleet(
         .bind(uid_text(session.uid))
         .bind(now)
         .bind(uid_text(session.plan_uid))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(ImportSummary {
         organizations,
         servers,

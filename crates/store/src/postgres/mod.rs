@@ -1,0 +1,171 @@
+//! The PostgreSQL store, for several `standby serve` nodes on one database. It runs the same SQL
+//! modules as SQLite (`../sql/`); what differs is here: row locks where several nodes race
+//! (claiming a job, numbering a session's log lines, seeding an empty database) and migrations
+//! under sqlx's advisory lock, so nodes that start together migrate once.
+
+#[path = "../sql/auth.rs"]
+mod auth;
+#[path = "../sql/engine.rs"]
+mod engine;
+#[path = "../sql/idempotency.rs"]
+mod idempotency;
+#[path = "../sql/import.rs"]
+mod import;
+#[path = "../sql/plans.rs"]
+mod plans;
+#[path = "../sql/store.rs"]
+mod store;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use standby_query::sql::{Dialect, PostgresDialect};
+
+use crate::StoreError;
+
+type Db = sqlx::Postgres;
+type Pool = sqlx::Pool<Db>;
+type DbRow = sqlx::postgres::PgRow;
+type DbArguments = sqlx::postgres::PgArguments;
+type BackendStore = PgStore;
+
+const DIALECT: &dyn Dialect = &PostgresDialect;
+/// Each node's workers take a different ready job; none waits on another's claim.
+const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+/// Serializes the VM steps of one session while they number its log lines.
+const LOCK_SESSION: Option<&str> = Some("SELECT 1 FROM sessions WHERE uid = $1 FOR UPDATE");
+/// One seeding transaction at a time (an arbitrary, fixed advisory-lock key: "standby" + 1).
+const SEED_LOCK: Option<&str> = Some("SELECT pg_advisory_xact_lock(7310585173620491521)");
+/// Other nodes may hold leases: a job is taken over only when its lease runs out.
+const SINGLE_NODE: bool = false;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per node unless the URL says otherwise (`?max_connections=N` is not a libpq
+/// option, so it is read and removed here).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `postgres://...` and applies pending migrations (under an advisory lock).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (url, max_connections) = split_pool_size(url)?;
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Takes Standby's own `max_connections=N` query parameter out of a PostgreSQL URL.
+fn split_pool_size(url: &str) -> Result<(String, u32), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), DEFAULT_MAX_CONNECTIONS));
+    };
+    let mut size = DEFAULT_MAX_CONNECTIONS;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("max_connections=") {
+            Some(value) => {
+                size = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        StoreError::Config(format!(
+                            "max_connections must be a number from 1 to 1000, not '{value}'"
+                        ))
+                    })?;
+            }
+            None => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_size_is_taken_out_of_the_url() {
+        assert_eq!(
+            split_pool_size("postgres://u@h/db").unwrap(),
+            ("postgres://u@h/db".into(), DEFAULT_MAX_CONNECTIONS)
+        );
+        assert_eq!(
+            split_pool_size("postgres://u@h/db?max_connections=4&sslmode=disable").unwrap(),
+            ("postgres://u@h/db?sslmode=disable".into(), 4)
+        );
+        assert!(split_pool_size("postgres://u@h/db?max_connections=0").is_err());
+        assert!(split_pool_size("postgres://u@h/db?max_connections=x").is_err());
+    }
+}
+
+/// Creates an empty database named `{prefix}_{random}` on the server of `admin_url` (whose role
+/// needs CREATEDB) and returns its URL: one throwaway database per test or benchmark run.
+pub async fn create_scratch_database(admin_url: &str, prefix: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    let (base, _) = split_pool_size(admin_url)?;
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::Config(format!(
+            "database name prefix '{prefix}' must be letters, digits and '_'"
+        )));
+    }
+    let mut connection = sqlx::PgConnection::connect(&base).await?;
+    // A name cannot be bound; it is checked above to be a plain identifier.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok(with_database(admin_url, &name))
+}
+
+/// The same URL naming another database.
+fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (before_query, query) = match rest.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or_default();
+    let mut out = format!("{scheme}://{authority}/{database}");
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn another_database_on_the_same_server() {
+        assert_eq!(
+            super::with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "t1"),
+            "postgres://u:p@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_database("postgres://u@h", "t2"),
+            "postgres://u@h/t2"
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! The `Store` implementation shared by the SQL backends: each method hands its pool to the
+//! backend-neutral SQL modules beside this file.
+
+use async_trait::async_trait;
+use standby_fleet::Fleet;
+use standby_model::{FailoverPlan, PlanObject, Timestamp};
+use uuid::Uuid;
+
+use crate::*;
+
+#[async_trait]
+impl Store for super::BackendStore {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 FROM plans LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT uid FROM plans LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_none())
+    }
+
+    async fn import_fleet(&self, fleet: &Fleet) -> Result<ImportSummary, StoreError> {
+        super::import::import_fleet(&self.pool, fleet).await
+    }
+
+    async fn seed_fleet(&self, fleet: &Fleet) -> Result<Option<ImportSummary>, StoreError> {
+        super::import::seed_fleet(&self.pool, fleet).await
+    }
+
+    fn single_node(&self) -> bool {
+        super::SINGLE_NODE
+    }
+
+    async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError> {
+        super::plans::list_plans(&self.pool, query).await
+    }
+
+    async fn get_plan(&self, scope: Scope, uid: Uuid) -> Result<Option<FailoverPlan>, StoreError> {
+        super::plans::get_plan(&self.pool, scope, uid).await
+    }
+
+    async fn list_objects(&self, query: &ListQuery) -> Result<Page<PlanObject>, StoreError> {
+        super::plans::list_objects(&self.pool, query).await
+    }
+
+    async fn server_visible(&self, scope: Scope, uid: Uuid) -> Result<bool, StoreError> {
+        super::plans::server_visible(&self.pool, scope, uid).await
+    }
+
+    async fn update_plan_commands(
+        &self,
+        scope: Scope,
+        uid: Uuid,
+        change: &CommandChange,
+    ) -> Result<Option<FailoverPlan>, StoreError> {
+        super::plans::update_plan_commands(&self.pool, scope, uid, change).await
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        super::auth::count_users(&self.pool).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        super::auth::create_user(&self.pool, user).await
+    }
+
+    async fn find_user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        super::auth::find_user_by_name(&self.pool, name).await
+    }
+
+    async fn provider_organization(&self) -> Result<Option<Uuid>, StoreError> {
+        super::auth::provider_organization(&self.pool).await
+    }
+
+    async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError> {
+        super::auth::ensure_provider_organization(&self.pool, name).await
+    }
+
+    async fn list_organizations(
+        &self,
+    ) -> Result<Vec<standby_fleet::OrganizationRecord>, StoreError> {
+        super::auth::list_organizations(&self.pool).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        super::auth::list_users(&self.pool).await
+    }
+
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        super::auth::set_password(&self.pool, name, password_hash).await
+    }
+
+    async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
+        super::auth::set_disabled(&self.pool, name, disabled).await
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        super::auth::remove_user(&self.pool, name).await
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        super::auth::record_audit(&self.pool, entry).await
+    }
+
+    async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError> {
+        super::auth::list_audit(&self.pool, limit, offset).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        super::auth::insert_api_key(&self.pool, key).await
+    }
+
+    async fn find_api_key(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(ApiKeyRecord, UserRecord)>, StoreError> {
+        super::auth::find_api_key(&self.pool, hash).await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        super::auth::insert_token(&self.pool, token).await
+    }
+
+    async fn find_token(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+        super::auth::find_token(&self.pool, hash, kind, now).await
+    }
+
+    async fn consume_refresh_token(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+        super::auth::consume_refresh_token(&self.pool, hash, now).await
+    }
+
+    async fn reserve_request(
+        &self,
+        key: &IdempotencyKey,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Reservation, StoreError> {
+        super::idempotency::reserve(&self.pool, key, now, expires_at).await
+    }
+
+    async fn complete_request(
+        &self,
+        request_id: Uuid,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        super::idempotency::complete(&self.pool, request_id, response).await
+    }
+
+    async fn release_request(&self, request_id: Uuid) -> Result<(), StoreError> {
+        super::idempotency::release(&self.pool, request_id).await
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let requests = sqlx::query("DELETE FROM idempotency WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.pool)
+            .await?;
+        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.pool)
+            .await?;
+        let actions = sqlx::query("DELETE FROM async_actions WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.pool)
+            .await?;
+        Ok(requests.rows_affected() + tokens.rows_affected() + actions.rows_affected())
+    }
+
+    async fn begin_session(
+        &self,
+        scope: Scope,
+        session: &NewSession,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        super::engine::begin_session(&self.pool, scope, session, now).await
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Job>, StoreError> {
+        super::engine::claim_job(&self.pool, worker, now, lease_until).await
+    }
+
+    async fn extend_lease(
+        &self,
+        job: Uuid,
+        worker: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        super::engine::extend_lease(&self.pool, job, worker, lease_until).await
+    }
+
+    async fn requeue_jobs(
+        &self,
+        expired_before: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        super::engine::requeue_jobs(&self.pool, expired_before, now).await
+    }
+
+    async fn session_work(&self, session: Uuid) -> Result<Option<SessionWork>, StoreError> {
+        super::engine::session_work(&self.pool, session).await
+    }
+
+    async fn newest_restore_point(
+        &self,
+        object: Uuid,
+        at_or_before: Option<Timestamp>,
+    ) -> Result<Option<(Uuid, Timestamp)>, StoreError> {
+        super::engine::newest_restore_point(&self.pool, object, at_or_before).await
+    }
+
+    async fn record_vm_start(
+        &self,
+        session: Uuid,
+        object: Uuid,
+        step: &VmStep,
+    ) -> Result<(), StoreError> {
+        super::engine::record_vm_start(&self.pool, session, object, step).await
+    }
+
+    async fn record_vm_end(
+        &self,
+        session: Uuid,
+        step: Uuid,
+        status: standby_model::BackupStatus,
+        end: Timestamp,
+        message: &standby_model::SessionMessage,
+    ) -> Result<(), StoreError> {
+        super::engine::record_vm_end(&self.pool, session, step, status, end, message).await
+    }
+
+    async fn append_session_message(
+        &self,
+        session: Uuid,
+        message: &standby_model::SessionMessage,
+    ) -> Result<(), StoreError> {
+        super::engine::append_message(&self.pool, session, message).await
+    }
+
+    async fn finish_session(
+        &self,
+        session: Uuid,
+        end: &SessionEnd,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        super::engine::finish_session(&self.pool, session, end, now).await
+    }
+
+    async fn request_cancel(&self, session: Uuid) -> Result<bool, StoreError> {
+        super::engine::request_cancel(&self.pool, session).await
+    }
+
+    async fn cancel_requested(&self, session: Uuid) -> Result<bool, StoreError> {
+        super::engine::cancel_requested(&self.pool, session).await
+    }
+
+    async fn object_plan(&self, object: Uuid) -> Result<Option<Uuid>, StoreError> {
+        super::engine::object_plan(&self.pool, object).await
+    }
+
+    async fn restore_points(
+        &self,
+        object: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<RestorePointView>, StoreError> {
+        super::engine::restore_points(&self.pool, object, limit, offset).await
+    }
+
+    async fn session_history(
+        &self,
+        plan: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<SessionHistory>, StoreError> {
+        super::engine::session_history(&self.pool, plan, limit, offset).await
+    }
+
+    async fn list_actions(
+        &self,
+        initiator: Option<Uuid>,
+        now: Timestamp,
+    ) -> Result<Vec<AsyncActionRecord>, StoreError> {
+        super::engine::list_actions(&self.pool, initiator, now).await
+    }
+
+    async fn get_action(
+        &self,
+        uid: Uuid,
+        now: Timestamp,
+    ) -> Result<Option<AsyncActionRecord>, StoreError> {
+        super::engine::get_action(&self.pool, uid, now).await
+    }
+
+    async fn forget_action(&self, uid: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+        super::engine::forget_action(&self.pool, uid, now).await
+    }
+
+    async fn sim_begin(
+        &self,
+        operation: &str,
+        object: Option<Uuid>,
+        kind: &str,
+        now: Timestamp,
+    ) -> Result<SimOperation, StoreError> {
+        super::engine::sim_begin(&self.pool, operation, object, kind, now).await
+    }
+
+    async fn sim_finish(
+        &self,
+        operation: &str,
+        ok: bool,
+        message: &str,
+        change: Option<ReplicaChange>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        super::engine::sim_finish(&self.pool, operation, ok, message, change, now).await
+    }
+
+    async fn sim_replica_state(&self, object: Uuid) -> Result<Option<String>, StoreError> {
+        super::engine::sim_replica_state(&self.pool, object).await
+    }
+
+    async fn sim_faults(&self, target: Uuid) -> Result<Vec<String>, StoreError> {
+        super::engine::sim_faults(&self.pool, target).await
+    }
+
+    async fn set_sim_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError> {
+        super::engine::set_sim_fault(&self.pool, target, fault, on).await
+    }
+
+    async fn sim_executions(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        super::engine::sim_executions(&self.pool).await
+    }
+}

@@ -1,0 +1,43 @@
+//! A fresh store on the backend under test: SQLite in a temporary directory, or, when
+//! `STANDBY_TEST_POSTGRES_URL` names a PostgreSQL server (CI's second run), a fresh database.
+
+use std::sync::Arc;
+
+use standby_store::{Location, Store};
+
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = dyn Store;
+    fn deref(&self) -> &Self::Target {
+        self.store.as_ref()
+    }
+}
+
+pub async fn fresh_store() -> TestStore {
+    match std::env::var("STANDBY_TEST_POSTGRES_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let url = standby_store::create_scratch_database(&admin, "standby_test")
+                .await
+                .expect("create a test database");
+            TestStore {
+                store: standby_store::open(&Location::Postgres(url))
+                    .await
+                    .expect("open"),
+                _dir: None,
+            }
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            TestStore {
+                store: standby_store::open(&Location::data_dir(dir.path()))
+                    .await
+                    .expect("open"),
+                _dir: Some(dir),
+            }
+        }
+    }
+}
