@@ -163,7 +163,13 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
             }
         },
     };
-    let provider = state.store.provider_organization().await?;
+    // Any organization of kind provider is the provider's: an installation started empty (with
+    // its own "Standby" organization) and later given a fleet with a named provider has two.
+    let provider = state
+        .store
+        .is_provider_organization(user.organization_uid)
+        .await?
+        .then_some(user.organization_uid);
     Ok(Principal::from_user(user, read_only, provider))
 }
 

@@ -282,3 +282,29 @@ async fn a_client_that_sends_its_headers_slowly_is_cut_off() {
     let (status, _) = send(fresh.get(app.url("/healthz"))).await;
     assert_eq!(status, 200);
 }
+
+/// Started empty, an installation has its own provider organization ("Standby"); a fleet that
+/// names another provider, imported later, must still be visible to the first administrator.
+#[tokio::test]
+async fn a_fleet_imported_into_a_running_empty_installation_is_served() {
+    let store = TestStore::fresh().await;
+    let app = TestApp::start(&store, &[]).await;
+    assert_eq!(app.all_plans().await.len(), 0);
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("fleet.toml");
+    std::fs::write(&file, FLEET).unwrap();
+    let import = [
+        &["fleet", "import", file.to_str().unwrap()][..],
+        &store.args(),
+    ]
+    .concat();
+    let imported = standby(&import);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert_eq!(app.all_plans().await.len(), 2);
+    let (_, actions) = app.get_json("/api/v3/extensions/audit", &[]).await;
+    assert!(actions["data"].is_array(), "still provider-wide: {actions}");
+}

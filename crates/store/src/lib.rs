@@ -205,6 +205,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
     /// The provider organization's UID, if a fleet declared one.
     async fn provider_organization(&self) -> Result<Option<Uuid>, StoreError>;
+    /// The organization is the service provider's (of kind `provider`): its users may be given
+    /// provider-wide scope. An installation bootstrapped empty and later given a fleet has two.
+    async fn is_provider_organization(&self, uid: Uuid) -> Result<bool, StoreError>;
     /// Creates the provider organization if there is none (fresh installation, no fleet yet).
     async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError>;
 

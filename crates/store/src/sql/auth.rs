@@ -101,6 +101,15 @@ pub(super) async fn provider_organization(pool: &Pool) -> Result<Option<Uuid>, S
         .transpose()
 }
 
+pub(super) async fn is_provider_organization(pool: &Pool, uid: Uuid) -> Result<bool, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT uid FROM organizations WHERE uid = $1 AND kind = 'provider'")
+            .bind(uid_text(uid))
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some())
+}
+
 pub(super) async fn ensure_provider_organization(
     pool: &Pool,
     name: &str,

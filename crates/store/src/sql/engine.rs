@@ -124,10 +124,11 @@ pub(super) async fn claim_job(
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<Option<Job>, StoreError> {
-    // On PostgreSQL the subquery locks the row it picks and skips rows other nodes are claiming.
+    // On PostgreSQL the subquery locks the row it picks and skips rows other nodes are claiming;
+    // the outer `state = 'ready'` is re-checked after any wait, so a job is never claimed twice.
     let sql = format!(
         "UPDATE jobs SET state = 'running', locked_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-         WHERE uid = (SELECT uid FROM jobs WHERE state = 'ready' AND run_at <= $3 ORDER BY run_at, uid LIMIT 1{}) \
+         WHERE uid = (SELECT uid FROM jobs WHERE state = 'ready' AND run_at <= $3 ORDER BY run_at, uid LIMIT 1{}) AND state = 'ready' \
          RETURNING uid, session_uid, attempts",
         super::CLAIM_LOCK
     );

@@ -77,6 +77,10 @@ impl Store for super::BackendStore {
         super::auth::provider_organization(&self.pool).await
     }
 
+    async fn is_provider_organization(&self, uid: Uuid) -> Result<bool, StoreError> {
+        super::auth::is_provider_organization(&self.pool, uid).await
+    }
+
     async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError> {
         super::auth::ensure_provider_organization(&self.pool, name).await
     }

@@ -1,0 +1,166 @@
+//! Several nodes on one PostgreSQL behave as one Standby: three real server processes share a
+//! database; plans are started through different nodes; one node is SIGKILLed mid-run and its
+//! sessions are taken over when their leases run out; every plan ends, and the sim connector's
+//! ledger shows each VM operation executed once. Runs when `STANDBY_TEST_POSTGRES_URL` is set
+//! (CI's PostgreSQL run); SQLite has no second node.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const PLANS_COUNT: usize = 20;
+const VMS_PER_PLAN: usize = 3;
+
+fn fleet() -> String {
+    let mut text = String::from(
+        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n",
+    );
+    for plan in 0..PLANS_COUNT {
+        text.push_str(&format!(
+            "\n[[plans]]\nname = \"plan-{plan:02}\"\nserver = \"vbr-1\"\ntype = \"Local\"\n"
+        ));
+        for vm in 0..VMS_PER_PLAN {
+            text.push_str(&format!(
+                "  [[plans.vms]]\n  name = \"vm-{plan:02}-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
+            ));
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn three_nodes_share_one_database_and_survive_losing_one() {
+    let Some(admin_url) = postgres_under_test() else {
+        eprintln!("skipped: set STANDBY_TEST_POSTGRES_URL to run the multi-node test");
+        return;
+    };
+    let store = TestStore::postgres(&admin_url).await;
+    let args = [
+        "--sim-boot-ms",
+        "300-900",
+        "--workers",
+        "2",
+        "--lease-seconds",
+        "3",
+    ];
+    // All three start at once on an empty database: one migrates, one creates the administrator.
+    let (a, b, c) = tokio::join!(
+        TestApp::start(&store, &args),
+        TestApp::start(&store, &args),
+        TestApp::start(&store, &args)
+    );
+    let mut nodes = [a, b, c];
+
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("fleet.toml");
+    std::fs::write(&file, fleet()).unwrap();
+    let imported = std::process::Command::new(binary())
+        .args(["fleet", "import", file.to_str().unwrap()])
+        .args(store.args())
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let plans: Vec<String> = nodes[0]
+        .all_plans()
+        .await
+        .iter()
+        .map(|p| p["instanceUid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(plans.len(), PLANS_COUNT);
+    for node in &nodes[1..] {
+        assert_eq!(
+            node.all_plans().await.len(),
+            PLANS_COUNT,
+            "every node sees the fleet"
+        );
+    }
+
+    // A token from one node works on another; an X-Request-id answered by one is replayed by another.
+    let (status, _) = send(
+        nodes[1]
+            .http
+            .get(nodes[1].url(PLANS))
+            .bearer_auth(&nodes[0].token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let patch = json!([{"op": "replace", "path": "/preFailoverCommand", "value": "C:\\pre.ps1"}]);
+    let request_id = "5a0c3a4e-8d2b-4f61-9e0d-0c1b2a394857";
+    let path = format!("{PLANS}/{}", plans[PLANS_COUNT - 1]);
+    let first = nodes[0]
+        .patch(&path, &patch)
+        .header("X-Request-id", request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let replayed = nodes[2]
+        .patch(&path, &patch)
+        .header("X-Request-id", request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.headers()["x-idempotent-replay"], "true");
+
+    // The same plan started through two nodes at once: exactly one start is accepted.
+    let start = |node: &TestApp, plan: &str| node.post(&format!("{PLANS}/{plan}/start"));
+    let (first, second) = tokio::join!(
+        send(start(&nodes[0], &plans[0])),
+        send(start(&nodes[1], &plans[0]))
+    );
+    let accepted = [first.0, second.0].iter().filter(|s| **s == 200).count();
+    assert_eq!(accepted, 1, "{first:?} {second:?}");
+    assert!([first.0, second.0].contains(&409), "{first:?} {second:?}");
+
+    // The rest through the three nodes in turn; whichever node's worker claims a job runs it.
+    for (index, plan) in plans.iter().enumerate().skip(1) {
+        let (status, body) = send(start(&nodes[index % 3], plan)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nodes[2].kill(); // SIGKILL, mid-run: its leased jobs wait for another node
+
+    for (index, plan) in plans.iter().enumerate() {
+        let node = &nodes[index % 2];
+        let done = node.wait_for(plan, &["Completed", "Failed"]).await;
+        assert_eq!(done["status"], "Completed", "{done}");
+        assert_eq!(done["lastSession"]["status"], "Success");
+        for object in node.objects_of(plan).await {
+            assert_eq!(
+                object["restoreSession"]["backupStatus"], "Success",
+                "{object}"
+            );
+        }
+    }
+    // Async actions are shared: node A lists those accepted by the dead node too.
+    let (_, actions) = nodes[0].get_json("/api/v3/asyncActions", &[]).await;
+    let actions = actions["data"].as_array().unwrap();
+    assert_eq!(actions.len(), PLANS_COUNT, "{actions:?}");
+    assert!(
+        actions.iter().all(|a| a["status"] == "succeed"),
+        "{actions:?}"
+    );
+
+    // Exactly once: one ledger entry per VM (and the one patched-in script), none run twice.
+    let executions = store.open().await.sim_executions().await.unwrap();
+    assert_eq!(executions.len(), PLANS_COUNT * VMS_PER_PLAN + 1);
+    let repeated: Vec<_> = executions.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(repeated.is_empty(), "executed more than once: {repeated:?}");
+    // And the node loss really cost a lease: some session was resumed by another node.
+    let standby_store::Location::Postgres(url) = &store.location else {
+        unreachable!("a PostgreSQL store")
+    };
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let (resumed,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE attempts > 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(resumed >= 1, "no job was taken over from the killed node");
+}
