@@ -1,5 +1,5 @@
 //! `standby`: the failover-plan control plane. `standby serve` runs the server; the other
-//! subcommands administer a data directory.
+//! subcommands administer a store (a data directory, or the database named by `--database`).
 
 mod admin;
 mod config;
@@ -52,6 +52,9 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Whole stores: copy an installation between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Users in a data directory: add, list, passwd, disable, enable, remove.
     Users {
         #[command(subcommand)]
@@ -71,6 +74,21 @@ enum FleetCommand {
     },
     /// Print the built-in demo fleet as a fleet file (a worked example of the format).
     Demo,
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every table into a new, empty store and verify it by counts and checksums. Stop
+    /// the servers first: writes made during the copy are not carried over.
+    Copy {
+        /// The source: `sqlite://PATH` (PATH is the database file, such as
+        /// ./standby-data/standby.db) or `postgres://USER:PASSWORD@HOST/DB`.
+        #[arg(long)]
+        from: String,
+        /// The destination, created and migrated if needed; it must hold no data.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Args)]
@@ -120,6 +138,9 @@ fn main() -> anyhow::Result<()> {
                 admin::apikeys(command, &store.location()?).await
             }
             Command::Users { command, store } => admin::users(command, &store.location()?).await,
+            Command::Store(StoreCommand::Copy { from, to }) => {
+                admin::copy_store(&Location::parse(&from)?, &Location::parse(&to)?).await
+            }
             Command::Fleet(FleetCommand::Demo) => {
                 print!(
                     "{}",

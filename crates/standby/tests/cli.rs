@@ -308,3 +308,64 @@ async fn a_fleet_imported_into_a_running_empty_installation_is_served() {
     let (_, actions) = app.get_json("/api/v3/extensions/audit", &[]).await;
     assert!(actions["data"].is_array(), "still provider-wide: {actions}");
 }
+
+/// An installation moves to another store with `standby store copy` and is served from there
+/// exactly as before: the same plans, users and history.
+#[tokio::test]
+async fn store_copy_moves_an_installation() {
+    let app = TestApp::demo().await;
+    let before = app.all_plans().await;
+    let (_, history) = app
+        .get_json(
+            &format!(
+                "/api/v3/extensions/failoverplans/{}/sessions",
+                before[0]["instanceUid"].as_str().unwrap()
+            ),
+            &[],
+        )
+        .await;
+    let store = app.stop().unwrap();
+    let from = match &store.location {
+        standby_store::Location::Sqlite(path) => format!("sqlite://{}", path.display()),
+        standby_store::Location::Postgres(url) => url.clone(),
+    };
+    let temp = tempfile::tempdir().unwrap();
+    let to = format!("sqlite://{}", temp.path().join("copy.db").display());
+    let copied = standby(&["store", "copy", "--from", &from, "--to", &to]);
+    let report = String::from_utf8_lossy(&copied.stdout);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    assert!(report.contains("every table verified"), "{report}");
+    assert!(
+        !report.contains("standby-test"),
+        "no password in the report"
+    );
+
+    let moved = TestApp::start(&TestStore::at_url(&to), &[]).await;
+    assert_eq!(moved.all_plans().await, before);
+    let (_, moved_history) = moved
+        .get_json(
+            &format!(
+                "/api/v3/extensions/failoverplans/{}/sessions",
+                before[0]["instanceUid"].as_str().unwrap()
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(moved_history, history);
+    moved.login("contoso-owner", DEMO_PASSWORD).await;
+
+    // Copying again into the now non-empty store is refused and changes nothing.
+    let again = standby(&["store", "copy", "--from", &from, "--to", &to]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let bad = standby(&["store", "copy", "--from", "mysql://x", "--to", &to]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported database URL"));
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::duplicate_mod)]
 
 pub mod catalog;
+pub mod copy;
 mod keys;
 pub mod location;
 pub mod postgres;

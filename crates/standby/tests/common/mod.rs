@@ -68,6 +68,15 @@ impl TestStore {
         }
     }
 
+    /// The store a `--database` URL names (kept by the caller).
+    pub fn at_url(url: &str) -> TestStore {
+        TestStore {
+            args: vec!["--database".into(), url.to_owned()],
+            location: standby_store::Location::parse(url).expect("a database URL"),
+            _temp: None,
+        }
+    }
+
     /// The flags that point a `standby` command at this store.
     pub fn args(&self) -> Vec<&str> {
         self.args.iter().map(String::as_str).collect()

@@ -15,6 +15,8 @@ mod import;
 mod plans;
 #[path = "../sql/store.rs"]
 mod store;
+#[path = "../sql/tables.rs"]
+mod tables;
 
 use std::time::Duration;
 
@@ -36,6 +38,8 @@ const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
 const LOCK_SESSION: Option<&str> = Some("SELECT 1 FROM sessions WHERE uid = $1 FOR UPDATE");
 /// One seeding transaction at a time (an arbitrary, fixed advisory-lock key: "standby" + 1).
 const SEED_LOCK: Option<&str> = Some("SELECT pg_advisory_xact_lock(7310585173620491521)");
+/// `store copy` reads the source as one consistent snapshot while other nodes may write.
+const SNAPSHOT: Option<&str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 /// Other nodes may hold leases: a job is taken over only when its lease runs out.
 const SINGLE_NODE: bool = false;
 

@@ -14,6 +14,8 @@ mod import;
 mod plans;
 #[path = "../sql/store.rs"]
 mod store;
+#[path = "../sql/tables.rs"]
+mod tables;
 
 use std::path::Path;
 use std::time::Duration;
@@ -38,6 +40,8 @@ const CLAIM_LOCK: &str = "";
 const LOCK_SESSION: Option<&str> = None;
 /// Nothing to lock while seeding an empty store.
 const SEED_LOCK: Option<&str> = None;
+/// A read transaction is already a snapshot on SQLite (WAL).
+const SNAPSHOT: Option<&str> = None;
 /// Only this process uses the file: jobs still leased at start-up were held by a dead process.
 const SINGLE_NODE: bool = true;
 

@@ -1,0 +1,292 @@
+//! `store copy`: a whole installation moves between backends, verified by counts and
+//! checksums, and the schema list it copies by matches the migrated schema.
+
+use std::collections::BTreeMap;
+
+use standby_fleet::demo::demo_fleet;
+use standby_model::{Role, Timestamp};
+use standby_store::copy::{ColumnType, TABLES, copy_store, store_checksums};
+use standby_store::{
+    AuditEntry, IdempotencyKey, ListQuery, Location, Scope, StoredResponse, TokenKind, TokenRecord,
+    UserRecord,
+};
+use uuid::Uuid;
+
+fn postgres() -> Option<String> {
+    std::env::var("STANDBY_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The demo fleet plus a row in every kind of table (users, tokens, keys, audit, X-Request-id,
+/// the sim ledger), so that every column type crosses the copy.
+async fn populated(location: &Location) {
+    let store = standby_store::open(location).await.unwrap();
+    store
+        .import_fleet(&demo_fleet(Timestamp::now()))
+        .await
+        .unwrap();
+    let organization = store.provider_organization().await.unwrap().unwrap();
+    let user = UserRecord {
+        uid: Uuid::now_v7(),
+        name: "Zoë operator".into(),
+        organization_uid: organization,
+        role: Role::PortalAdministrator,
+        password_hash: "$argon2id$v=19$not-a-real-hash".into(),
+        disabled: true,
+    };
+    store.create_user(&user).await.unwrap();
+    store
+        .insert_token(&TokenRecord {
+            hash: "ab".repeat(32),
+            user_uid: user.uid,
+            kind: TokenKind::Refresh,
+            read_only: true,
+            family: Uuid::now_v7(),
+            created_at: Timestamp::now(),
+            expires_at: Timestamp::now().plus_seconds(3600),
+        })
+        .await
+        .unwrap();
+    store
+        .record_audit(&AuditEntry {
+            uid: Uuid::now_v7(),
+            at: Timestamp::now(),
+            actor_uid: None,
+            actor_name: "cli".into(),
+            address: "local".into(),
+            action: "user.add".into(),
+            target: Some("Zoë operator".into()),
+            outcome: "success".into(),
+            detail: "ünïcode ✓".into(),
+        })
+        .await
+        .unwrap();
+    let request = IdempotencyKey {
+        request_id: Uuid::now_v7(),
+        principal_uid: user.uid,
+        fingerprint: "f".into(),
+    };
+    store
+        .reserve_request(
+            &request,
+            Timestamp::now(),
+            Timestamp::now().plus_seconds(300),
+        )
+        .await
+        .unwrap();
+    store
+        .complete_request(
+            request.request_id,
+            &StoredResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: vec![0, 159, 146, 150, 255],
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .insert_api_key(&standby_store::ApiKeyRecord {
+            hash: "cd".repeat(32),
+            user_uid: user.uid,
+            description: "monitoring".into(),
+            read_only: false,
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    // A session accepted (with its async action and job) and a VM the sim has failed over.
+    let plan = plans_in(store.as_ref())
+        .await
+        .into_iter()
+        .find(|p| p.status == standby_model::PlanStatus::Ready)
+        .unwrap();
+    let accepted = standby_store::NewSession {
+        uid: Uuid::now_v7(),
+        plan_uid: plan.instance_uid,
+        kind: standby_model::SessionKind::Failover,
+        requested_point: Some(Timestamp::now()),
+        started_by: "admin".into(),
+        action: standby_store::NewAsyncAction {
+            uid: Uuid::now_v7(),
+            initiator_uid: user.uid,
+            action_name: "StartBackupFailoverPlan".into(),
+            query_parameters: BTreeMap::from([("datetime".into(), vec!["2026-11-01".into()])]),
+            result: "{}".into(),
+        },
+    };
+    assert!(
+        store
+            .begin_session(Scope::All, &accepted, Timestamp::now())
+            .await
+            .unwrap()
+    );
+    let fleet_vm = store
+        .list_objects(&ListQuery {
+            plan: Some(plan.instance_uid),
+            ..everything(&standby_store::catalog::OBJECT_CATALOG)
+        })
+        .await
+        .unwrap()
+        .items[0]
+        .instance_uid;
+    store
+        .sim_begin("op/1", Some(fleet_vm), "failover", Timestamp::now())
+        .await
+        .unwrap();
+    store
+        .sim_finish(
+            "op/1",
+            true,
+            "booted",
+            Some(standby_store::ReplicaChange::Running {
+                vm: fleet_vm,
+                test: false,
+                point: Uuid::now_v7(),
+            }),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    store.set_sim_fault(fleet_vm, "slow", true).await.unwrap();
+}
+
+fn everything(catalog: &'static standby_query::Catalog) -> ListQuery {
+    ListQuery {
+        scope: Scope::All,
+        server: None,
+        plan: None,
+        filter: standby_query::Filter::And(vec![]),
+        order: standby_query::SortOrder::default_for(catalog),
+        paging: standby_query::Paging {
+            limit: 500,
+            offset: 0,
+        },
+    }
+}
+
+async fn plans_in(store: &dyn standby_store::Store) -> Vec<standby_model::FailoverPlan> {
+    store
+        .list_plans(&everything(&standby_store::catalog::PLAN_CATALOG))
+        .await
+        .unwrap()
+        .items
+}
+
+async fn plans_of(location: &Location) -> Vec<standby_model::FailoverPlan> {
+    plans_in(standby_store::open(location).await.unwrap().as_ref()).await
+}
+
+#[tokio::test]
+async fn an_installation_round_trips_between_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = Location::Sqlite(dir.path().join("original.db"));
+    populated(&original).await;
+    // Through PostgreSQL when the suite has one, else through a second SQLite file.
+    let middle = match postgres() {
+        Some(admin) => Location::Postgres(
+            standby_store::create_scratch_database(&admin, "standby_test")
+                .await
+                .unwrap(),
+        ),
+        None => Location::Sqlite(dir.path().join("middle.db")),
+    };
+    let back = Location::Sqlite(dir.path().join("back.db"));
+
+    let there = copy_store(&original, &middle).await.unwrap();
+    let again = copy_store(&middle, &back).await.unwrap();
+    assert_eq!(there, again, "counts and checksums survive both ways");
+    assert!(
+        there.iter().all(|t| t.rows > 0),
+        "every table had rows: {there:?}"
+    );
+    assert_eq!(store_checksums(&original).await.unwrap(), there);
+    assert_eq!(plans_of(&original).await, plans_of(&middle).await);
+    assert_eq!(plans_of(&original).await, plans_of(&back).await);
+
+    // A destination with data is refused, and nothing is written to it.
+    let refused = copy_store(&original, &back).await.unwrap_err().to_string();
+    assert!(refused.contains("is not empty"), "{refused}");
+    assert_eq!(store_checksums(&back).await.unwrap(), there);
+    let same = copy_store(&original, &original)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(same.contains("same store"), "{same}");
+}
+
+/// The copy's table list is the migrated schema, column for column (SQLite and PostgreSQL).
+#[tokio::test]
+async fn the_copy_covers_every_table_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = standby_store::SqliteStore::open(dir.path()).await.unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_sqlx%' ESCAPE '\\' AND name NOT LIKE 'sqlite%' ORDER BY name",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let mut listed: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    listed.sort();
+    assert_eq!(
+        tables.iter().map(|(t,)| t.as_str()).collect::<Vec<_>>(),
+        listed
+    );
+    for table in TABLES {
+        let columns: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT name, type FROM pragma_table_info('{}') ORDER BY cid",
+            table.name
+        )))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let expected: Vec<(String, String)> = table
+            .columns
+            .iter()
+            .map(|(name, kind)| {
+                let sql = match kind {
+                    ColumnType::Text => "TEXT",
+                    ColumnType::Int | ColumnType::Bool => "INTEGER",
+                    ColumnType::Bytes => "BLOB",
+                };
+                ((*name).to_owned(), sql.to_owned())
+            })
+            .collect();
+        assert_eq!(columns, expected, "table {}", table.name);
+    }
+    if let Some(admin) = postgres() {
+        let url = standby_store::create_scratch_database(&admin, "standby_test")
+            .await
+            .unwrap();
+        let store = standby_store::PgStore::connect(&url).await.unwrap();
+        let mut by_table: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%' ORDER BY table_name, ordinal_position",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        for (table, column, kind) in rows {
+            by_table.entry(table).or_default().push((column, kind));
+        }
+        assert_eq!(by_table.len(), TABLES.len());
+        for table in TABLES {
+            let expected: Vec<(String, String)> = table
+                .columns
+                .iter()
+                .map(|(name, kind)| {
+                    let sql = match kind {
+                        ColumnType::Text => "text",
+                        ColumnType::Int => "bigint",
+                        ColumnType::Bool => "boolean",
+                        ColumnType::Bytes => "bytea",
+                    };
+                    ((*name).to_owned(), sql.to_owned())
+                })
+                .collect();
+            assert_eq!(by_table[table.name], expected, "table {}", table.name);
+        }
+    }
+}
