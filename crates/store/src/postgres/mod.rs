@@ -20,6 +20,7 @@ mod tables;
 
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use standby_query::sql::{Dialect, PostgresDialect};
 
@@ -58,7 +59,11 @@ impl PgStore {
     /// Connects to `postgres://...` and applies pending migrations (under an advisory lock).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let (url, max_connections) = split_pool_size(url)?;
-        let options: PgConnectOptions = url.parse()?;
+        // Nodes starting together wait on each other's migration and seeding locks for a
+        // moment; only a statement slower than this is worth a warning.
+        let options: PgConnectOptions = url
+            .parse::<PgConnectOptions>()?
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(5));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
