@@ -36,6 +36,19 @@ impl SortOrder {
             Some(text) => parse_keys(text, catalog, version)?,
         };
         keys.extend(Self::default_keys(catalog));
+        // A key repeating an earlier property under the same collation can never break a tie
+        // the earlier one left; dropping it lets the database walk an index in order instead
+        // of sorting (`name, name, uid` defeated SQLite's `(status, name, uid)` index).
+        let mut seen: Vec<(&'static Property, Collation)> = Vec::with_capacity(keys.len());
+        keys.retain(|key| {
+            let repeated = seen
+                .iter()
+                .any(|(p, c)| std::ptr::eq(*p, key.property) && *c == key.collation);
+            if !repeated {
+                seen.push((key.property, key.collation));
+            }
+            !repeated
+        });
         Ok(SortOrder { keys })
     }
 
@@ -140,4 +153,47 @@ fn parse_keys(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod dedup_tests {
+    use super::*;
+    use crate::catalog::{Columns, ValueType};
+
+    static CATALOG: Catalog = Catalog {
+        resource: "Thing",
+        properties: &[
+            Property::new("name", ValueType::Text, Columns::plain("name")),
+            Property::new("instanceUid", ValueType::Uuid, Columns::plain("uid")),
+        ],
+        default_order: &["name", "instanceUid"],
+    };
+
+    #[test]
+    fn a_repeated_key_is_dropped_but_another_collation_is_kept() {
+        let v = ClientVersion::NEWEST;
+        let order = SortOrder::parse(
+            Some(r#"[{"property":"name","direction":"descending"}]"#),
+            &CATALOG,
+            v,
+        )
+        .unwrap();
+        let keys: Vec<(&str, bool)> = order
+            .keys
+            .iter()
+            .map(|k| (k.property.path, k.descending))
+            .collect();
+        assert_eq!(keys, [("name", true), ("instanceUid", false)]);
+        let order = SortOrder::parse(
+            Some(r#"[{"property":"name","collation":"ignorecase"}]"#),
+            &CATALOG,
+            v,
+        )
+        .unwrap();
+        assert_eq!(
+            order.keys.len(),
+            3,
+            "ignorecase, then the ordinal tiebreak on name"
+        );
+    }
 }
