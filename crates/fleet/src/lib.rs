@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod file;
+pub mod generate;
 pub mod records;
 pub mod rng;
 

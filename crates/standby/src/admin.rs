@@ -316,3 +316,85 @@ pub async fn copy_store(from: &Location, to: &Location) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// small (10 servers, 1,000 VMs), medium (1,000 servers, 100,000 VMs) or large (10,000
+    /// servers, 100,000 plans, 1,000,000 VMs); the flags below override its numbers.
+    #[arg(long)]
+    preset: Option<String>,
+    #[arg(long)]
+    servers: Option<u32>,
+    #[arg(long)]
+    plans_per_server: Option<u32>,
+    #[arg(long)]
+    vms_per_plan: Option<u32>,
+    #[arg(long)]
+    points_per_vm: Option<u32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    pub store: crate::StoreArgs,
+}
+
+/// Servers per transaction: a slice is about 10,000 VMs with the presets' shape.
+const GENERATE_SLICE: u32 = 100;
+
+/// `standby fleet generate`: slice by slice into the store, with a progress bar.
+pub async fn generate(args: &GenerateArgs, location: &Location) -> anyhow::Result<()> {
+    use standby_fleet::generate::{FleetShape, organizations, servers};
+    let base = match &args.preset {
+        Some(name) => FleetShape::preset(name)
+            .with_context(|| format!("unknown preset '{name}': use small, medium or large"))?,
+        None => FleetShape::preset("small").context("the small preset")?,
+    };
+    let shape = FleetShape {
+        servers: args.servers.unwrap_or(base.servers),
+        plans_per_server: args.plans_per_server.unwrap_or(base.plans_per_server),
+        vms_per_plan: args.vms_per_plan.unwrap_or(base.vms_per_plan),
+        points_per_vm: args.points_per_vm.unwrap_or(base.points_per_vm),
+        seed: args.seed.unwrap_or(base.seed),
+    };
+    if shape.servers == 0 || shape.plans_per_server == 0 || shape.vms_per_plan == 0 {
+        bail!("servers, plans per server and VMs per plan must be at least 1");
+    }
+    if shape.vms() > 10_000_000 || shape.points_per_vm > 1_000 {
+        bail!("at most 10,000,000 VMs and 1,000 restore points per VM");
+    }
+    let store = open_store(location).await?;
+    let started = std::time::Instant::now();
+    let now = Timestamp::now();
+    store
+        .import_fleet(&organizations(&shape))
+        .await
+        .context("writing the organizations")?;
+    let bar = indicatif::ProgressBar::new(shape.vms());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} VMs ({per_sec}, {eta} left)",
+        )
+        .context("progress bar template")?,
+    );
+    let mut first = 0;
+    while first < shape.servers {
+        let last = (first + GENERATE_SLICE).min(shape.servers);
+        let slice = servers(&shape, first..last, now);
+        store
+            .import_fleet(&slice)
+            .await
+            .with_context(|| format!("writing servers {first} to {last}"))?;
+        bar.inc(slice.objects.len() as u64);
+        first = last;
+    }
+    bar.finish_and_clear();
+    println!(
+        "Generated {} servers, {} plans, {} VMs and {} restore points into {} in {:.1} s.",
+        shape.servers,
+        shape.plans(),
+        shape.vms(),
+        shape.vms() * u64::from(shape.points_per_vm),
+        location.describe(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

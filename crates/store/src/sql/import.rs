@@ -232,12 +232,24 @@ async fn import_in(
             .collect(),
     )
     .await?;
-    sqlx::query(
-        "UPDATE plans SET objects_count = (SELECT COUNT(*) FROM plan_objects o WHERE o.plan_uid = plans.uid) \
-         WHERE objects_count <> (SELECT COUNT(*) FROM plan_objects o WHERE o.plan_uid = plans.uid)",
-    )
-    .execute(&mut **tx)
-    .await?;
+    // Only the plans this fleet declares (a fleet's VMs are always in its own plans): a large
+    // fleet imported slice by slice must not recount every plan each time.
+    let plan_uids: Vec<String> = fleet.plans.iter().map(|p| uid_text(p.uid)).collect();
+    for chunk in plan_uids.chunks(CHUNK_ROWS) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE plans SET objects_count = (SELECT COUNT(*) FROM plan_objects o WHERE o.plan_uid = plans.uid) \
+             WHERE uid IN ({})",
+            placeholders.join(", ")
+        );
+        let mut arguments = DbArguments::default();
+        for plan in chunk {
+            bind(&mut arguments, Value::Text(plan.clone()))?;
+        }
+        sqlx::query_with(AssertSqlSafe(sql), arguments)
+            .execute(&mut **tx)
+            .await?;
+    }
     // The fleet's servers and VMs get exactly the sim faults it declares.
     let targets: Vec<String> = fleet
         .servers
