@@ -1,11 +1,14 @@
-//! `standby`: the failover-plan control plane. `standby serve` runs the server; the other
+//! `standby`: the failover-plan control plane. `standby serve` runs the server; `login`,
+//! `plans` and `actions` are the operator's client of a running server (over HTTP); the other
 //! subcommands administer a store (a data directory, or the database named by `--database`).
 
 mod admin;
+mod client;
 mod config;
 mod serve;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +36,24 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(Box<config::ServeArgs>),
+    /// Log in to a running server; the session is kept in ~/.config/standby (0600).
+    Login(client::LoginArgs),
+    /// Forget the saved session.
+    Logout,
+    /// Failover plans on the server you are logged in to: list, show, start, undo, watch.
+    Plans {
+        #[command(subcommand)]
+        command: client::PlansCommand,
+        #[command(flatten)]
+        output: client::OutputArgs,
+    },
+    /// Async actions on the server you are logged in to: list, show, cancel.
+    Actions {
+        #[command(subcommand)]
+        command: client::ActionsCommand,
+        #[command(flatten)]
+        output: client::OutputArgs,
+    },
     /// Fleet files: import one into a data directory, or print the demo fleet as one.
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -128,14 +149,27 @@ impl StoreArgs {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("Error: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The client commands choose their own exit codes (see `client`); the rest fail with 1.
+    let result = runtime.block_on(async {
         match cli.command {
+            Command::Login(args) => return Ok(client::login(args).await),
+            Command::Logout => return Ok(client::logout()),
+            Command::Plans { command, output } => return Ok(client::plans(command, output).await),
+            Command::Actions { command, output } => {
+                return Ok(client::actions(command, output).await);
+            }
             Command::Serve(args) => serve::run(config::Settings::resolve(*args)?).await,
             Command::Fleet(FleetCommand::Import { file, store }) => {
                 import(&file, &store.location()?).await
@@ -162,6 +196,11 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         }
+        .map(|()| ExitCode::SUCCESS)
+    });
+    result.unwrap_or_else(|error: anyhow::Error| {
+        eprintln!("Error: {error:?}");
+        ExitCode::FAILURE
     })
 }
 

@@ -278,7 +278,7 @@ async fn a_client_that_sends_its_headers_slowly_is_cut_off() {
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     // A complete request on a new connection is answered as usual. (A fresh client: the timeout
     // also closes idle keep-alive connections, such as the one the test harness logged in on.)
-    let fresh = reqwest::Client::new();
+    let fresh = http_client();
     let (status, _) = send(fresh.get(app.url("/healthz"))).await;
     assert_eq!(status, 200);
 }

@@ -39,7 +39,7 @@ async fn logs_never_contain_secrets() {
     .unwrap()
     .expect("a listening line");
     let base = base.as_str();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let mut ready = false;
     for _ in 0..200 {
         if http

@@ -100,6 +100,16 @@ pub struct TestApp {
     store: Option<TestStore>,
 }
 
+/// An HTTP client for tests. reqwest is built with rustls but no default crypto provider (the
+/// binary installs ring, as the server uses), so the tests install it too.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_standby")
 }
@@ -158,10 +168,7 @@ impl TestApp {
         let base = receiver
             .recv_timeout(Duration::from_secs(60))
             .expect("standby did not start listening");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
+        let http = http_client();
         let mut app = TestApp {
             base,
             token: String::new(),
