@@ -2,10 +2,12 @@
 //! Visible to the user who started it and to provider-wide users.
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 use standby_model::Timestamp;
+use standby_query::catalog::Columns;
+use standby_query::{Catalog, Property, Selection, ValueType};
 use standby_store::{AsyncActionRecord, Scope};
 use uuid::Uuid;
 
@@ -13,7 +15,36 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::envelope::{empty, json_response, page_of_values};
 use crate::error::{ApiError, ApiResult};
-use crate::params::{Version, path_uid};
+use crate::params::{QueryParams, Version, path_uid};
+
+/// `AsyncActionInfo`'s properties, for `select` (actions are not filtered or sorted).
+static ACTION_CATALOG: Catalog = Catalog {
+    resource: "AsyncActionInfo",
+    properties: &[
+        Property::new("id", ValueType::Uuid, Columns::NONE),
+        Property::new("initiatorUid", ValueType::Uuid, Columns::NONE),
+        Property::new("actionName", ValueType::Text, Columns::NONE),
+        Property::new("status", ValueType::Text, Columns::NONE),
+        Property::new("requestBody", ValueType::Text, Columns::NONE),
+        Property::new("queryParameters", ValueType::Text, Columns::NONE),
+    ],
+    default_order: &[],
+};
+
+static CONFIG_CATALOG: Catalog = Catalog {
+    resource: "AsyncActionsConfig",
+    properties: &[Property::new(
+        "resultRetentionTime",
+        ValueType::Int,
+        Columns::NONE,
+    )],
+    default_order: &[],
+};
+
+fn selection(raw: Option<&str>, catalog: &Catalog, version: Version) -> ApiResult<Selection> {
+    let params = QueryParams::parse(raw)?;
+    Ok(Selection::parse(params.get("select"), catalog, version.0)?)
+}
 
 fn info(action: &AsyncActionRecord) -> Value {
     json!({
@@ -54,15 +85,20 @@ async fn visible_action(
 /// `GET /asyncActions`
 pub async fn list(
     State(state): State<AppState>,
-    _version: Version,
+    version: Version,
     principal: Principal,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     principal.require_read()?;
+    let selection = selection(raw.as_deref(), &ACTION_CATALOG, version)?;
     let actions = state
         .store
         .list_actions(initiator_filter(&principal), Timestamp::now())
         .await?;
-    let data: Vec<Value> = actions.iter().map(info).collect();
+    let data: Vec<Value> = actions
+        .iter()
+        .map(|action| selection.project(info(action)))
+        .collect();
     let total = data.len() as u64;
     Ok(page_of_values(data, total, 0))
 }
@@ -70,36 +106,48 @@ pub async fn list(
 /// `GET /asyncActions/config`
 pub async fn config(
     State(state): State<AppState>,
-    _version: Version,
+    version: Version,
     principal: Principal,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     principal.require_read()?;
+    let selection = selection(raw.as_deref(), &CONFIG_CATALOG, version)?;
+    let config = json!({ "resultRetentionTime": state.settings.action_retention_seconds });
     Ok(json_response(
         200,
-        &json!({ "data": { "resultRetentionTime": state.settings.action_retention_seconds } }),
+        &json!({ "data": selection.project(config) }),
     ))
 }
 
 /// `GET /asyncActions/{actionId}`
 pub async fn get(
     State(state): State<AppState>,
-    _version: Version,
+    version: Version,
     principal: Principal,
     path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     principal.require_read()?;
+    let selection = selection(raw.as_deref(), &ACTION_CATALOG, version)?;
     let action = visible_action(&state, &principal, path).await?;
-    Ok(json_response(200, &json!({ "data": info(&action) })))
+    Ok(json_response(
+        200,
+        &json!({ "data": selection.project(info(&action)) }),
+    ))
 }
 
 /// `GET /asyncActions/{actionId}/result`: the body the synchronous call would have answered.
+/// The contract declares `select` here too; the result's shape depends on the original call,
+/// so a `select` is checked for form but the body is returned whole.
 pub async fn result(
     State(state): State<AppState>,
     _version: Version,
     principal: Principal,
     path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     principal.require_read()?;
+    Selection::check_form(QueryParams::parse(raw.as_deref())?.get("select"))?;
     let action = visible_action(&state, &principal, path).await?;
     if action.status == "running" {
         return Err(ApiError::cannot_now(

@@ -115,10 +115,14 @@ impl ApiError {
         Self::new(415, ErrorType::Logical, 415, message)
     }
 
-    /// 400, code 1001, echoing the JSON Patch operation that could not be applied.
+    /// 400, code 1001, echoing the JSON Patch operation that could not be applied, when it has
+    /// the shape the contract's `JsonPatch` schema gives `failedJsonPatch`: an operation too
+    /// malformed to have it (an unknown `op`, a path that is not text) is named by the message
+    /// alone, so the error itself always matches the schema (schemathesis found the echo of an
+    /// invalid `op` breaking it).
     pub fn patch_failed(operation: Value, message: impl Into<String>) -> Self {
         let mut error = Self::new(400, ErrorType::Logical, 1001, message);
-        error.error.failed_json_patch = Some(operation);
+        error.error.failed_json_patch = schema_shaped_patch(operation);
         error
     }
 
@@ -191,3 +195,52 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The operation as `JsonPatch` allows it (`op` one of six, `path` text, `from` text or null,
+/// `value` present: a `remove` gets `"value": null`), or nothing.
+pub(crate) fn schema_shaped_patch(operation: Value) -> Option<Value> {
+    const OPS: [&str; 6] = ["add", "replace", "test", "remove", "move", "copy"];
+    let Value::Object(mut object) = operation else {
+        return None;
+    };
+    let op_ok = object
+        .get("op")
+        .and_then(Value::as_str)
+        .is_some_and(|op| OPS.contains(&op));
+    let path_ok = object.get("path").is_some_and(Value::is_string);
+    let from_ok = object
+        .get("from")
+        .is_none_or(|from| from.is_string() || from.is_null());
+    if !(op_ok && path_ok && from_ok) {
+        return None;
+    }
+    object.entry("value").or_insert(Value::Null);
+    Some(Value::Object(object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn failed_patches_are_echoed_only_in_the_schemas_shape() {
+        let echo = |op: Value| ApiError::patch_failed(op, "no").error.failed_json_patch;
+        assert_eq!(
+            echo(json!({"op": "replace", "path": "/name", "value": 1})),
+            Some(json!({"op": "replace", "path": "/name", "value": 1}))
+        );
+        assert_eq!(
+            echo(json!({"op": "remove", "path": "/name"})),
+            Some(json!({"op": "remove", "path": "/name", "value": null}))
+        );
+        for malformed in [
+            json!({"op": "frobnicate", "path": "/name", "value": 1}),
+            json!({"op": "replace", "path": 7, "value": 1}),
+            json!({"op": "move", "path": "/a", "from": [], "value": 1}),
+            json!(["not", "an", "object"]),
+        ] {
+            assert_eq!(echo(malformed.clone()), None, "{malformed}");
+        }
+    }
+}

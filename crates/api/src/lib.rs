@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod audit;
 pub mod auth;
+pub mod docs;
 pub mod envelope;
 pub mod error;
 pub mod extensions;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use axum::{Router, middleware as axum_middleware};
 use standby_store::Store;
 use tower_http::trace::TraceLayer;
@@ -87,76 +88,140 @@ impl AppState {
     }
 }
 
-/// Every route Standby serves.
-pub fn router(state: AppState) -> Router {
+/// A path under `/api/v3`, the methods it serves, and their handlers. The methods are listed
+/// beside the handlers so that `served_operations` (what the OpenAPI test compares with the
+/// document) cannot drift from what `router` registers.
+struct Route {
+    path: String,
+    methods: &'static [&'static str],
+    handlers: MethodRouter<AppState>,
+}
+
+fn route(
+    path: impl Into<String>,
+    methods: &'static [&'static str],
+    handlers: MethodRouter<AppState>,
+) -> Route {
+    Route {
+        path: path.into(),
+        methods,
+        handlers,
+    }
+}
+
+/// The nine VSPC failover-plan operations (idempotent by `X-Request-id`).
+fn vspc_routes() -> Vec<Route> {
     let plans = "/infrastructure/backupServers/failoverplans";
     let by_server = "/infrastructure/backupServers/{backupServerUid}/failoverplans";
-    let vspc = Router::new()
-        .route(plans, get(vspc::list_plans))
-        .route(&format!("{plans}/objects"), get(vspc::list_objects))
-        .route(
-            &format!("{plans}/{{planUid}}"),
+    vec![
+        route(plans, &["GET"], get(vspc::list_plans)),
+        route(
+            format!("{plans}/objects"),
+            &["GET"],
+            get(vspc::list_objects),
+        ),
+        route(
+            format!("{plans}/{{planUid}}"),
+            &["GET", "PATCH"],
             get(vspc::get_plan).patch(vspc::patch_plan),
-        )
-        .route(
-            &format!("{plans}/{{planUid}}/start"),
+        ),
+        route(
+            format!("{plans}/{{planUid}}/start"),
+            &["POST"],
             post(vspc::start_plan),
-        )
-        .route(&format!("{plans}/{{planUid}}/undo"), post(vspc::undo_plan))
-        .route(
-            &format!("{plans}/{{planUid}}/objects"),
+        ),
+        route(
+            format!("{plans}/{{planUid}}/undo"),
+            &["POST"],
+            post(vspc::undo_plan),
+        ),
+        route(
+            format!("{plans}/{{planUid}}/objects"),
+            &["GET"],
             get(vspc::list_plan_objects),
-        )
-        .route(by_server, get(vspc::list_server_plans))
-        .route(
-            &format!("{by_server}/objects"),
+        ),
+        route(by_server, &["GET"], get(vspc::list_server_plans)),
+        route(
+            format!("{by_server}/objects"),
+            &["GET"],
             get(vspc::list_server_objects),
-        )
-        .route_layer(axum_middleware::from_fn_with_state(
-            state.clone(),
-            middleware::idempotency,
-        ));
-    let actions = Router::new()
-        .route("/asyncActions", get(actions::list))
-        .route("/asyncActions/config", get(actions::config))
-        .route(
+        ),
+    ]
+}
+
+/// VSPC async actions and Standby's extensions: authenticated, not idempotent by header.
+fn other_protected_routes() -> Vec<Route> {
+    vec![
+        route("/asyncActions", &["GET"], get(actions::list)),
+        route("/asyncActions/config", &["GET"], get(actions::config)),
+        route(
             "/asyncActions/{actionId}",
+            &["GET", "DELETE"],
             get(actions::get).delete(actions::cancel),
-        )
-        .route(
+        ),
+        route(
             "/asyncActions/{actionId}/result",
+            &["GET", "DELETE"],
             get(actions::result).delete(actions::forget),
-        );
-    let extensions = Router::new()
-        .route(
+        ),
+        route(
             "/extensions/failoverplans/objects/{objectUid}/restorePoints",
+            &["GET"],
             get(extensions::restore_points),
-        )
-        .route(
+        ),
+        route(
             "/extensions/failoverplans/{planUid}/preview",
+            &["GET"],
             get(extensions::preview),
-        )
-        .route(
+        ),
+        route(
             "/extensions/failoverplans/{planUid}/sessions",
+            &["GET"],
             get(extensions::sessions),
-        )
-        .route(
+        ),
+        route(
             "/extensions/sim/faults",
-            axum::routing::put(extensions::sim_fault),
-        )
-        .route("/extensions/audit", get(audit::list));
+            &["PUT"],
+            put(extensions::sim_fault),
+        ),
+        route("/extensions/audit", &["GET"], get(audit::list)),
+    ]
+}
+
+/// Served without a token.
+fn public_routes() -> Vec<Route> {
+    vec![
+        route("/token", &["POST"], post(auth::token)),
+        route("/openapi.json", &["GET"], get(openapi::serve)),
+    ]
+}
+
+/// Every (method, path) served under `/api/v3`, for the test that keeps the OpenAPI document
+/// true.
+pub fn served_operations() -> Vec<(&'static str, String)> {
+    [vspc_routes(), other_protected_routes(), public_routes()]
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.methods.iter().map(move |m| (*m, r.path.clone())))
+        .collect()
+}
+
+fn add_routes(router: Router<AppState>, routes: Vec<Route>) -> Router<AppState> {
+    routes
+        .into_iter()
+        .fold(router, |router, r| router.route(&r.path, r.handlers))
+}
+
+/// Every route Standby serves.
+pub fn router(state: AppState) -> Router {
+    let vspc = add_routes(Router::new(), vspc_routes()).route_layer(
+        axum_middleware::from_fn_with_state(state.clone(), middleware::idempotency),
+    );
     // Everything that needs a token is throttled per address and per user.
-    let protected = Router::new()
-        .merge(vspc)
-        .merge(actions)
-        .merge(extensions)
-        .layer(axum_middleware::from_fn_with_state(
-            state.clone(),
-            throttle::throttle,
-        ));
-    let api = Router::new()
-        .route("/token", post(auth::token))
-        .route("/openapi.json", get(openapi::serve))
+    let protected = add_routes(vspc, other_protected_routes()).layer(
+        axum_middleware::from_fn_with_state(state.clone(), throttle::throttle),
+    );
+    let api = add_routes(Router::new(), public_routes())
         .merge(protected)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
@@ -170,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
+        .merge(docs::router())
         .nest("/api/v3", api)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .layer(DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))

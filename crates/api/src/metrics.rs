@@ -4,15 +4,20 @@
 //! `http_request_duration_seconds{method,route}`, `idempotent_replays_total`,
 //! `throttled_requests_total{scope}`, `logins_total{outcome}`; the engine adds
 //! `sessions_total{kind,outcome}`, `vm_operations_total{kind,outcome}`,
-//! `vm_operation_duration_seconds{kind}`, `jobs_claimed_total{resumed}`.
+//! `vm_operation_duration_seconds{kind}`, `jobs_claimed_total{resumed}` (`resumed="true"`: a
+//! retry after a crash or a lost lease); the binary adds
+//! `store_query_duration_seconds{statement}`. `jobs{state="queued"|"running"}` is read from the
+//! store at each scrape, so every node reports the whole cluster's queue.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -34,7 +39,15 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 /// `GET /metrics`.
-pub async fn serve() -> Response {
+pub async fn serve(State(state): State<AppState>) -> Response {
+    match state.store.job_counts().await {
+        Ok(counts) => {
+            metrics::gauge!("standby_jobs", "state" => "queued").set(counts.queued as f64);
+            metrics::gauge!("standby_jobs", "state" => "running").set(counts.running as f64);
+        }
+        // The rest of the page still helps; the gauges keep their last values.
+        Err(error) => tracing::warn!(%error, "job counts are not available for /metrics"),
+    }
     match install() {
         Some(handle) => (
             [(

@@ -22,6 +22,14 @@ fn merge(vspc: &str, extensions: &str) -> Result<Value, serde_json::Error> {
     let extensions: Value = serde_json::from_str(extensions)?;
     document["info"]["title"] =
         json!("Standby: VSPC REST API v3 Backup Server Failover Plans, with Standby extensions");
+    document["info"]["description"] = json!(
+        "Standby's API: the Backup Server Failover Plans section of the Veeam Service Provider \
+         Console REST API v3 (client version 3.6.1), wire-compatible, plus Standby's extensions \
+         (restore points, start previews, run history). Log in with Authorize (the password \
+         grant on /token) or paste an access token or API key as a bearer. filter, sort and \
+         select carry URL-encoded JSON text. Outside /api/v3: /healthz, /readyz, /metrics \
+         (Prometheus) and this explorer at /api/docs."
+    );
     document["servers"] = json!([{ "url": "/api/v3" }]);
     if let Some(paths) = document["paths"].as_object_mut() {
         for path in NOT_SERVED {
@@ -31,9 +39,26 @@ fn merge(vspc: &str, extensions: &str) -> Result<Value, serde_json::Error> {
             paths.extend(added.clone());
         }
     }
+    // The contract declares no security scheme (VSPC describes bearer auth only in prose). Saying
+    // it here lets generic tools and the explorer authenticate: the password grant on /token,
+    // or a bearer (an access token or an API key).
+    document["components"]["securitySchemes"] = json!({
+        "password": {
+            "type": "oauth2",
+            "description": "Log in with a user name and password (the OAuth2 password grant on /token).",
+            "flows": {"password": {"tokenUrl": "/api/v3/token", "scopes": {}}}
+        },
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token from /token, or an API key."
+        }
+    });
+    // (The contract already marks /token as needing none.)
+    document["security"] = json!([{"password": []}, {"bearer": []}]);
     // What Standby validates, said in the document: the version header's form, and /token's 429.
     document["components"]["parameters"]["XClientVersion"]["schema"]["pattern"] =
-        json!(r"^\d+\.\d+(\.\d+){0,2}$");
+        json!(standby_model::ClientVersion::HEADER_PATTERN);
     if let Some(responses) = document["paths"]["/token"]["post"]["responses"].as_object_mut() {
         responses.insert(
             "429".into(),

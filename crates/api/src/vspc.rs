@@ -228,7 +228,12 @@ pub(crate) fn parse_point_in_time(
     now: Timestamp,
 ) -> ApiResult<Option<Timestamp>> {
     match params.get("dateTime") {
-        None | Some("") => Ok(None),
+        None => Ok(None),
+        // An empty value is not "the latest point": that is said by leaving the parameter out.
+        Some("") => Err(ApiError::bad_parameter(
+            "dateTime",
+            "dateTime is empty; give a date (YYYY-MM-DD) or an RFC 3339 date-time, or leave it out for the latest restore points.",
+        )),
         Some(text) => {
             let at = Timestamp::parse(text).map_err(|_| {
                 ApiError::bad_parameter(
@@ -247,7 +252,7 @@ pub(crate) fn parse_point_in_time(
 fn parse_start(params: &QueryParams, now: Timestamp) -> ApiResult<StartRequest> {
     let point_in_time = parse_point_in_time(params, now)?;
     let test = match params.get("test") {
-        None | Some("") => false,
+        None => false,
         Some(text) if text.eq_ignore_ascii_case("true") => true,
         Some(text) if text.eq_ignore_ascii_case("false") => false,
         Some(text) => {

@@ -61,6 +61,13 @@ pub(crate) async fn run_session(ctx: &EngineContext, session: Uuid) -> Result<()
         .await?
         .ok_or(EngineError::SessionNotFound(session))?;
     let connector = ctx.connector(&work.connector)?;
+    tracing::info!(
+        session.uid = %work.session_uid,
+        plan.uid = %work.plan_uid,
+        kind = work.kind.as_str(),
+        vms = work.vms.len(),
+        "session running"
+    );
     match work.kind {
         SessionKind::Failover | SessionKind::Test => fail_over(ctx, connector, work).await,
         SessionKind::Undo => undo(ctx, connector, work).await,
@@ -96,16 +103,28 @@ async fn script(
     Ok(outcome.ok)
 }
 
+/// Where a VM step runs: its session, the session's plan, the plan's backup server.
+#[derive(Debug, Clone, Copy)]
+struct StepPlace {
+    session: Uuid,
+    plan: Uuid,
+    server: Uuid,
+}
+
 /// One VM's failover (or undo) step, recorded around the connector call.
 async fn vm_step(
     ctx: EngineContext,
     connector: Arc<dyn Connector>,
-    session: Uuid,
-    server: Uuid,
+    place: StepPlace,
     vm: VmWork,
     step: VmStep,
     test: Option<bool>,
 ) -> Result<bool, EngineError> {
+    let StepPlace {
+        session,
+        plan,
+        server,
+    } = place;
     let operation = format!("{session}/{}", vm.object_uid);
     let outcome = match (test, step.restore_point_uid) {
         (Some(test), Some(point)) => {
@@ -135,8 +154,20 @@ async fn vm_step(
     let result = if outcome.ok { "success" } else { "failed" };
     metrics::counter!("standby_vm_operations_total", "kind" => kind, "outcome" => result)
         .increment(1);
-    metrics::histogram!("standby_vm_operation_duration_seconds", "kind" => kind)
-        .record((end.ticks() - step.start_time.ticks()).max(0) as f64 / 10_000_000.0);
+    let seconds = (end.ticks() - step.start_time.ticks()).max(0) as f64 / 10_000_000.0;
+    metrics::histogram!("standby_vm_operation_duration_seconds", "kind" => kind).record(seconds);
+    tracing::info!(
+        session.uid = %session,
+        plan.uid = %plan,
+        vm.uid = %vm.object_uid,
+        vm.name = %vm.name,
+        kind,
+        test = test.unwrap_or(false),
+        outcome = result,
+        restore_point = step.restore_point_time.map(|t| t.to_wire()).unwrap_or_default(),
+        duration_ms = (seconds * 1000.0).round(),
+        "vm step finished"
+    );
     ctx.store
         .record_vm_end(
             session,
@@ -254,8 +285,11 @@ async fn fail_over(
         let task = vm_step(
             ctx.clone(),
             connector.clone(),
-            session,
-            work.backup_server_uid,
+            StepPlace {
+                session,
+                plan: work.plan_uid,
+                server: work.backup_server_uid,
+            },
             vm,
             step,
             Some(test),
@@ -377,8 +411,11 @@ async fn undo(
             running.spawn(vm_step(
                 ctx.clone(),
                 connector.clone(),
-                session,
-                work.backup_server_uid,
+                StepPlace {
+                    session,
+                    plan: work.plan_uid,
+                    server: work.backup_server_uid,
+                },
                 vm,
                 step,
                 None,

@@ -23,6 +23,13 @@ impl ClientVersion {
     pub const NEWEST: ClientVersion = ClientVersion::new(3, 6, 2);
     const LAST_SESSION_ADDED: ClientVersion = ClientVersion::new(3, 6, 1);
 
+    /// What `negotiate` accepts, as the ECMA regex the OpenAPI document gives for the header:
+    /// two to four dot-separated numbers (up to 9 significant digits each), 3.5 or newer.
+    pub const HEADER_PATTERN: &str = concat!(
+        r"^(0*3\.0*([5-9]|[1-9][0-9]{1,8})|0*([4-9]|[1-9][0-9]{1,8})\.(0*[1-9][0-9]{0,8}|0+))",
+        r"(\.(0*[1-9][0-9]{0,8}|0+)){0,2}$"
+    );
+
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
         Self {
             major,
@@ -40,7 +47,13 @@ impl ClientVersion {
         let mut parts = text.split('.');
         let mut next = |required: bool| -> Result<u32, VersionError> {
             match parts.next() {
-                Some(part) if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) => {
+                // At most 9 significant digits: no real version needs more, and the parse
+                // cannot overflow (the documented pattern says the same).
+                Some(part)
+                    if !part.is_empty()
+                        && part.bytes().all(|b| b.is_ascii_digit())
+                        && part.trim_start_matches('0').len() <= 9 =>
+                {
                     part.parse().map_err(|_| malformed())
                 }
                 None if !required => Ok(0),
@@ -107,7 +120,26 @@ mod tests {
                 "{bad}"
             );
         }
+        for bad in ["3.6.1234567890", "3.6.99999999999999999999"] {
+            assert!(ClientVersion::negotiate(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(ClientVersion::negotiate(Some("3.6.0000000000001")).is_ok());
         assert!(!ClientVersion::new(3, 6, 0).has_last_session());
         assert!(ClientVersion::new(3, 6, 1).has_last_session());
+    }
+
+    proptest::proptest! {
+        /// The pattern in the OpenAPI document accepts exactly what the server accepts.
+        #[test]
+        fn the_documented_pattern_is_the_parser(
+            text in r"(0{0,3}[0-9]{0,11}\.){0,4}0{0,3}[0-9]{0,11}"
+        ) {
+            let pattern = regex::Regex::new(ClientVersion::HEADER_PATTERN).unwrap();
+            proptest::prop_assert_eq!(
+                pattern.is_match(&text),
+                ClientVersion::negotiate(Some(&text)).is_ok(),
+                "{}", text
+            );
+        }
     }
 }

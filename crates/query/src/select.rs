@@ -24,23 +24,21 @@ impl Selection {
         let Some(text) = text else {
             return Ok(Selection::default());
         };
-        let items = expressions(text, PARAMETER)?;
-        let mut paths = Vec::with_capacity(items.len());
-        for item in &items {
-            let path = match item {
-                Value::Object(object) => field(object, "propertyPath").and_then(Value::as_str),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                QueryError::new(
-                    PARAMETER,
-                    "Each select expression must be an object with a string 'propertyPath'.",
-                )
-            })?;
-            let property = property(catalog, path, version, PARAMETER)?;
+        let mut paths = Vec::new();
+        for path in property_paths(text)? {
+            let property = property(catalog, &path, version, PARAMETER)?;
             paths.push(property.path.split('.').collect());
         }
         Ok(Selection { paths })
+    }
+
+    /// Checks a `select` for form only (an array of `{"propertyPath": string}`), where the
+    /// response has no fixed set of properties to check the paths against.
+    pub fn check_form(text: Option<&str>) -> Result<(), QueryError> {
+        match text {
+            Some(text) => property_paths(text).map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     pub fn is_everything(&self) -> bool {
@@ -57,6 +55,26 @@ impl Selection {
         let paths: Vec<&[&str]> = self.paths.iter().map(Vec::as_slice).collect();
         project(item, &paths)
     }
+}
+
+/// The `propertyPath` of each select expression.
+fn property_paths(text: &str) -> Result<Vec<String>, QueryError> {
+    let items = expressions(text, PARAMETER)?;
+    let mut paths = Vec::with_capacity(items.len());
+    for item in &items {
+        let path = match item {
+            Value::Object(object) => field(object, "propertyPath").and_then(Value::as_str),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            QueryError::new(
+                PARAMETER,
+                "Each select expression must be an object with a string 'propertyPath'.",
+            )
+        })?;
+        paths.push(path.to_owned());
+    }
+    Ok(paths)
 }
 
 fn project(item: Value, paths: &[&[&str]]) -> Value {

@@ -6,6 +6,7 @@ mod admin;
 mod client;
 mod config;
 mod serve;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,24 +2,13 @@
 
 use std::time::Duration;
 
+use crate::config::Settings;
 use anyhow::Context;
 use standby_fleet::FleetFile;
 use standby_model::Timestamp;
-use tracing_subscriber::EnvFilter;
-
-use crate::config::{LogFormat, Settings};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    // PostgreSQL's notices ("relation ... already exists, skipping") are not news.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match settings.log_format {
-        LogFormat::Text => subscriber.init(),
-        LogFormat::Json => subscriber.json().init(),
-    }
+    crate::telemetry::init(settings.log_format);
 
     // Before anything is counted, so /metrics sees every event.
     standby_api::metrics::install();

@@ -186,7 +186,11 @@ async fn login_keeps_a_private_session_and_refuses_bad_passwords() {
     std::fs::write(&file, expired.to_string()).unwrap();
     let run = standby(config.path(), &["plans", "list"], None).await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    assert!(run.stderr.contains("run `standby login` again"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("run `standby login` again"),
+        "{}",
+        run.stderr
+    );
 
     let run = standby(config.path(), &["logout"], None).await;
     assert_eq!(run.code, 0);

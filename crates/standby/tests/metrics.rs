@@ -98,3 +98,72 @@ async fn metrics_follow_requests_logins_and_sessions() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn metrics_show_the_job_queue_and_store_query_times() {
+    // One worker and slow boots: the first start runs, the second waits its turn.
+    let store = TestStore::fresh().await;
+    let app = TestApp::start(
+        &store,
+        &["--demo", "--workers", "1", "--sim-boot-ms", "5000-5000"],
+    )
+    .await;
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(&text, "standby_jobs", &["state=\"queued\""]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "standby_jobs", &["state=\"running\""]),
+        Some(0.0)
+    );
+    // Every statement is timed, by verb (the login above read the user).
+    assert!(
+        sample(
+            &text,
+            "standby_store_query_duration_seconds_count",
+            &["statement=\"select\""]
+        )
+        .unwrap()
+            >= 1.0,
+        "{text}"
+    );
+
+    let ready: Vec<String> = app
+        .all_plans()
+        .await
+        .into_iter()
+        .filter(|p| p["status"] == "Ready")
+        .take(2)
+        .map(|p| p["instanceUid"].as_str().unwrap().to_owned())
+        .collect();
+    for uid in &ready {
+        let (status, body) = send(app.post(&format!("{PLANS}/{uid}/start"))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = scrape(&app).await;
+        let queued = sample(&text, "standby_jobs", &["state=\"queued\""]);
+        let running = sample(&text, "standby_jobs", &["state=\"running\""]);
+        if (queued, running) == (Some(1.0), Some(1.0)) {
+            assert!(
+                sample(
+                    &text,
+                    "standby_store_query_duration_seconds_count",
+                    &["statement=\"insert\""]
+                )
+                .unwrap()
+                    >= 1.0,
+                "the starts wrote: {text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queued {queued:?}, running {running:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -298,6 +298,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<u64, StoreError>;
     async fn session_work(&self, session: Uuid) -> Result<Option<SessionWork>, StoreError>;
+    /// How many jobs are queued and running (for `/metrics`).
+    async fn job_counts(&self) -> Result<JobCounts, StoreError>;
     /// The newest restore point of a VM, at or before an instant if one is given.
     async fn newest_restore_point(
         &self,

@@ -37,6 +37,15 @@ pub struct Job {
     pub attempts: i64,
 }
 
+/// The job queue at a glance, across every node sharing the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    /// Waiting for a worker (new, or put back after a lease ran out).
+    pub queued: u64,
+    /// Leased by a worker now.
+    pub running: u64,
+}
+
 /// Everything a worker needs to run (or resume) one session.
 #[derive(Debug, Clone)]
 pub struct SessionWork {

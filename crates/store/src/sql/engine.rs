@@ -187,6 +187,25 @@ pub(super) async fn requeue_jobs(
     Ok(updated.rows_affected())
 }
 
+/// Jobs not done, by state; the `(state, run_at)` index keeps this off the done ones.
+pub(super) async fn job_counts(pool: &Pool) -> Result<JobCounts, StoreError> {
+    let rows = sqlx::query(
+        "SELECT state, COUNT(*) FROM jobs WHERE state IN ('ready', 'running') GROUP BY state",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut counts = JobCounts::default();
+    for row in rows {
+        let state: String = row.try_get(0)?;
+        let count = u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0);
+        match state.as_str() {
+            "ready" => counts.queued = count,
+            _ => counts.running = count,
+        }
+    }
+    Ok(counts)
+}
+
 pub(super) async fn session_work(
     pool: &Pool,
     session: Uuid,

@@ -211,6 +211,10 @@ impl Store for super::BackendStore {
         super::engine::extend_lease(&self.pool, job, worker, lease_until).await
     }
 
+    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        super::engine::job_counts(&self.pool).await
+    }
+
     async fn requeue_jobs(
         &self,
         expired_before: Option<Timestamp>,
