@@ -27,6 +27,10 @@ pub enum EngineError {
     SessionNotFound(uuid::Uuid),
     #[error("no connector named '{0}'")]
     UnknownConnector(String),
+    /// The process is shutting down: the session stopped at a safe point (between VM steps)
+    /// and its job goes back to the queue, to resume on the next start or on another node.
+    #[error("the engine is stopping; session {0} resumes later")]
+    Stopping(uuid::Uuid),
 }
 
 /// The orchestration rules (defaults match Veeam) and the worker pool's timing.
@@ -69,6 +73,8 @@ pub struct EngineContext {
     pub store: Arc<dyn Store>,
     pub sim: Arc<sim::SimConnector>,
     pub settings: Arc<EngineSettings>,
+    /// Cancelled when the process shuts down: no new job or VM step starts after it.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl EngineContext {

@@ -61,6 +61,9 @@ pub(crate) async fn run_session(ctx: &EngineContext, session: Uuid) -> Result<()
         .await?
         .ok_or(EngineError::SessionNotFound(session))?;
     let connector = ctx.connector(&work.connector)?;
+    if ctx.stopping.is_cancelled() {
+        return Err(EngineError::Stopping(session));
+    }
     tracing::info!(
         session.uid = %work.session_uid,
         plan.uid = %work.plan_uid,
@@ -210,7 +213,20 @@ async fn fail_over(
     let mut running = JoinSet::new();
     let mut tally = Tally::default();
     let mut cancelled = false;
+    let mut stopped = false;
     for vm in work.vms.iter().cloned() {
+        // Wait for a boot slot before recording the step, so a step is recorded as running only
+        // when it runs.
+        let permit = boots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| EngineError::SessionNotFound(session))?;
+        // A safe point: steps already started finish below; the rest wait for the next start.
+        if ctx.stopping.is_cancelled() {
+            stopped = true;
+            break;
+        }
         let step = match vm.step.clone() {
             Some(step) if step.status != BackupStatus::Running => {
                 if step.status == BackupStatus::Success {
@@ -276,11 +292,6 @@ async fn fail_over(
             tally.failed += 1;
             continue;
         }
-        let permit = boots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| EngineError::SessionNotFound(session))?;
         let delay = vm.boot_delay_seconds;
         let task = vm_step(
             ctx.clone(),
@@ -301,7 +312,10 @@ async fn fail_over(
         });
         // The delay runs after this VM starts and before the next one does.
         if delay > 0 {
-            tokio::time::sleep(std::time::Duration::from_secs(u64::from(delay))).await;
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(u64::from(delay))) => {}
+                () = ctx.stopping.cancelled() => {}
+            }
         }
     }
     while let Some(joined) = running.join_next().await {
@@ -314,6 +328,9 @@ async fn fail_over(
                 tally.failed += 1;
             }
         }
+    }
+    if stopped {
+        return Err(EngineError::Stopping(session));
     }
     if cancelled {
         let message = format!(
@@ -329,6 +346,9 @@ async fn fail_over(
             work.vms.len()
         );
         return finish(ctx, &work, RunOutcome::FailoverFailed, Some(message), false).await;
+    }
+    if ctx.stopping.is_cancelled() {
+        return Err(EngineError::Stopping(session));
     }
     if !script(
         ctx,
@@ -392,6 +412,7 @@ async fn undo(
         }
     }
     let mut cancelled = false;
+    let mut stopped = false;
     for (index, batch) in pending
         .chunks(ctx.settings.undo_batch_size.max(1))
         .enumerate()
@@ -401,7 +422,15 @@ async fn undo(
             break;
         }
         if index > 0 {
-            tokio::time::sleep(ctx.settings.undo_batch_interval).await;
+            tokio::select! {
+                () = tokio::time::sleep(ctx.settings.undo_batch_interval) => {}
+                () = ctx.stopping.cancelled() => {}
+            }
+        }
+        // A safe point between batches.
+        if ctx.stopping.is_cancelled() {
+            stopped = true;
+            break;
         }
         let mut running = JoinSet::new();
         for (vm, step) in batch.iter().cloned() {
@@ -432,6 +461,9 @@ async fn undo(
                 }
             }
         }
+    }
+    if stopped {
+        return Err(EngineError::Stopping(session));
     }
     if cancelled {
         let message = format!(

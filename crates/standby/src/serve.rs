@@ -80,9 +80,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )
     .await
     .context("starting the engine")?;
-    let state = standby_api::AppState::new(store.clone(), settings.api.clone(), Some(engine))
-        .await
-        .map_err(|e| anyhow::anyhow!("preparing the API: {}", e.error.message))?;
+    let state =
+        standby_api::AppState::new(store.clone(), settings.api.clone(), Some(engine.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!("preparing the API: {}", e.error.message))?;
     let purge_store = store.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -98,10 +99,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         standby_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
-    tokio::spawn(async move {
+    let stopped = tokio::spawn(async move {
         shutdown_signal().await;
-        // Stop accepting, let requests in flight finish; sessions resume on the next start.
+        tracing::info!("stopping: no new connections; requests in flight and VM steps finish");
+        // Stop accepting and let requests in flight finish; at the same time stop the engine at
+        // a safe point: VM steps in flight end and are recorded, the rest of each session
+        // resumes on the next start (or on another node).
         shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+        engine.shutdown(Duration::from_secs(60)).await
     });
     let scheme = if settings.tls.is_some() {
         "https"
@@ -150,7 +155,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 .with_context(|| format!("serving over TLS on {}", settings.listen))?;
         }
     }
-    tracing::info!("Standby stopped");
+    // The server only returns without an error once the signal has started the shutdown.
+    match stopped.await {
+        Ok(true) => tracing::info!("Standby stopped"),
+        Ok(false) => tracing::warn!(
+            "Standby stopped before every VM step finished; those sessions resume when their lease runs out"
+        ),
+        Err(error) => tracing::warn!(%error, "the shutdown task failed"),
+    }
     Ok(())
 }
 

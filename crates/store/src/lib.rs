@@ -290,6 +290,15 @@ pub trait Store: Send + Sync + 'static {
         worker: &str,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Hands a job this worker holds back to the queue at once (a graceful shutdown), so the
+    /// next start or another node resumes it without waiting for the lease; `false` if the
+    /// worker no longer held it.
+    async fn release_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Puts running jobs back in the queue: those whose lease ended before `expired_before`, or
     /// all of them (`None`, at start-up of a single-node store, where no other worker exists).
     async fn requeue_jobs(

@@ -290,6 +290,29 @@ impl TestApp {
         body["data"].as_array().expect("objects").clone()
     }
 
+    /// SIGTERM, as a service manager stops it; waits up to `limit` for the process to exit and
+    /// returns how long that took (`None`: it did not exit, and was killed).
+    pub fn terminate(&mut self, limit: Duration) -> Option<Duration> {
+        let started = std::time::Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(
+                    status.success(),
+                    "standby exited with {status} after SIGTERM"
+                );
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

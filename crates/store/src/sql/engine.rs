@@ -170,6 +170,24 @@ pub(super) async fn extend_lease(
     Ok(updated.rows_affected() == 1)
 }
 
+pub(super) async fn release_job(
+    pool: &Pool,
+    job: Uuid,
+    worker: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE jobs SET state = 'ready', locked_by = NULL, lease_until = NULL, updated_at = $1 \
+         WHERE uid = $2 AND state = 'running' AND locked_by = $3",
+    )
+    .bind(now.ticks())
+    .bind(uid_text(job))
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// Puts running jobs whose lease ran out (or, with `None`, every running job) back in the queue.
 pub(super) async fn requeue_jobs(
     pool: &Pool,

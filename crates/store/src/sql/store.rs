@@ -211,6 +211,15 @@ impl Store for super::BackendStore {
         super::engine::extend_lease(&self.pool, job, worker, lease_until).await
     }
 
+    async fn release_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        super::engine::release_job(&self.pool, job, worker, now).await
+    }
+
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
         super::engine::job_counts(&self.pool).await
     }
