@@ -20,28 +20,33 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self';
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// Path, body and content type of each file the explorer is made of.
+const ASSETS: [(&str, &str, &str); 5] = [
+    ("/api/docs", PAGE, "text/html; charset=utf-8"),
+    ("/api/docs/", PAGE, "text/html; charset=utf-8"),
+    (
+        "/api/docs/explorer.js",
+        EXPLORER_JS,
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/api/docs/swagger-ui-bundle.js",
+        SWAGGER_JS,
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/api/docs/swagger-ui.css",
+        SWAGGER_CSS,
+        "text/css; charset=utf-8",
+    ),
+];
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/docs",
-            get(|| async { asset(PAGE, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/api/docs/",
-            get(|| async { asset(PAGE, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/api/docs/explorer.js",
-            get(|| async { asset(EXPLORER_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/api/docs/swagger-ui-bundle.js",
-            get(|| async { asset(SWAGGER_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/api/docs/swagger-ui.css",
-            get(|| async { asset(SWAGGER_CSS, "text/css; charset=utf-8") }),
-        )
+    ASSETS
+        .into_iter()
+        .fold(Router::new(), |router, (path, body, content_type)| {
+            router.route(path, get(move || async move { asset(body, content_type) }))
+        })
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {

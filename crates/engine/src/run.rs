@@ -433,7 +433,10 @@ async fn undo(
             break;
         }
         let mut running = JoinSet::new();
-        for (vm, step) in batch.iter().cloned() {
+        for (vm, mut step) in batch.iter().cloned() {
+            // A VM's undo starts with its batch, not when the session began. (A step resumed
+            // after a restart keeps its recorded start: recording it again changes nothing.)
+            step.start_time = Timestamp::now();
             ctx.store
                 .record_vm_start(session, vm.object_uid, &step)
                 .await?;

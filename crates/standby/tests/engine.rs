@@ -646,3 +646,58 @@ async fn faults_can_be_injected_and_cleared_at_run_time() {
         assert_eq!(response["errors"][0]["propertyName"], property);
     }
 }
+
+/// Undo reverts 5 VMs per batch with a pause between batches; each VM's step starts with its
+/// batch. (It used to start when the session began, so the later batches showed the pause as
+/// their duration: 12 s and 23 s for a 1 s revert in the demo.)
+#[tokio::test]
+async fn undo_steps_start_with_their_batch() {
+    let mut fleet = String::from(
+        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n\n[[plans]]\nname = \"six\"\nserver = \"vbr-1\"\ntype = \"Local\"\n",
+    );
+    for vm in 0..6 {
+        fleet.push_str(&format!(
+            "  [[plans.vms]]\n  name = \"vm-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
+        ));
+    }
+    let app = TestApp::with_fleet(&fleet, &["--undo-batch-interval-seconds", "2"]).await;
+    let plan = uid(&app.plan_named("six").await);
+    act(&app, &plan, "start", &[]).await;
+    app.wait_for(&plan, &["Completed"]).await;
+    act(&app, &plan, "undo", &[]).await;
+    app.wait_for(&plan, &["Ready"]).await;
+    let (_, history) = app
+        .get_json(
+            &format!("/api/v3/extensions/failoverplans/{plan}/sessions"),
+            &[("limit", "1")],
+        )
+        .await;
+    let undo = &history["data"][0];
+    assert_eq!(undo["kind"], "undo");
+    let starts: Vec<time::OffsetDateTime> = undo["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|vm| {
+            time::OffsetDateTime::parse(
+                vm["startTime"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(starts.len(), 6);
+    let first = *starts.iter().min().unwrap();
+    let last = *starts.iter().max().unwrap();
+    // The sixth VM is in the second batch, which waits at least the 2 s interval.
+    assert!(
+        last - first >= time::Duration::seconds(2),
+        "{first} .. {last}: {undo}"
+    );
+    for vm in undo["vms"].as_array().unwrap() {
+        assert!(
+            vm["durationSeconds"].as_f64().unwrap() < 2.0,
+            "a revert takes the sim about a second, not the batch pause too: {vm}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 use clap::Args;
 use serde_json::{Value, json};
+use standby_model::{PlanStatus, PlanType, WireEnum};
 use uuid::Uuid;
 
 use super::api::Api;
@@ -13,18 +14,6 @@ use super::{ClientError, OutputFormat, PlansCommand, print_json};
 const PLANS: &str = "/infrastructure/backupServers/failoverplans";
 /// The server's default `MaxPageSize`; `--all` pages with it.
 const PAGE: u32 = 500;
-
-const STATUSES: &[&str] = &[
-    "Ready",
-    "InProgress",
-    "InUndoProgress",
-    "Success",
-    "Failed",
-    "Completed",
-    "UndoFailed",
-    "Unknown",
-];
-const TYPES: &[&str] = &["Local", "Cloud", "Tenant", "Unknown"];
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
@@ -99,11 +88,11 @@ pub async fn run(
 fn list_filter(args: &ListArgs) -> Result<Vec<Value>, ClientError> {
     let mut filter = Vec::new();
     if !args.status.is_empty() {
-        let values = canonical("status", &args.status, STATUSES)?;
+        let values = canonical("status", &args.status, &PlanStatus::literals())?;
         filter.push(json!({"property": "status", "operation": "in", "value": values}));
     }
     if !args.plan_type.is_empty() {
-        let values = canonical("type", &args.plan_type, TYPES)?;
+        let values = canonical("type", &args.plan_type, &PlanType::literals())?;
         filter.push(json!({"property": "type", "operation": "in", "value": values}));
     }
     if let Some(name) = &args.name {
