@@ -652,14 +652,7 @@ async fn faults_can_be_injected_and_cleared_at_run_time() {
 /// their duration: 12 s and 23 s for a 1 s revert in the demo.)
 #[tokio::test]
 async fn undo_steps_start_with_their_batch() {
-    let mut fleet = String::from(
-        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n\n[[plans]]\nname = \"six\"\nserver = \"vbr-1\"\ntype = \"Local\"\n",
-    );
-    for vm in 0..6 {
-        fleet.push_str(&format!(
-            "  [[plans.vms]]\n  name = \"vm-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
-        ));
-    }
+    let fleet = one_plan_fleet("six", 6);
     let app = TestApp::with_fleet(&fleet, &["--undo-batch-interval-seconds", "2"]).await;
     let plan = uid(&app.plan_named("six").await);
     act(&app, &plan, "start", &[]).await;

@@ -11,23 +11,11 @@ use standby_model::BackupStatus;
 
 const VMS: usize = 6;
 
-fn fleet() -> String {
-    let mut text = String::from(
-        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n\n[[plans]]\nname = \"tier-1\"\nserver = \"vbr-1\"\ntype = \"Local\"\n",
-    );
-    for vm in 0..VMS {
-        text.push_str(&format!(
-            "  [[plans.vms]]\n  name = \"vm-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
-        ));
-    }
-    text
-}
-
 #[tokio::test]
 async fn sigterm_stops_at_a_safe_point_and_the_session_resumes() {
     let temp = tempfile::tempdir().unwrap();
     let file = temp.path().join("fleet.toml");
-    std::fs::write(&file, fleet()).unwrap();
+    std::fs::write(&file, one_plan_fleet("tier-1", VMS)).unwrap();
     let store = TestStore::fresh().await;
     // Two VMs boot at a time, each for 1.5 s: SIGTERM lands while two are booting.
     let slow = [

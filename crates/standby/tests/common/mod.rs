@@ -100,6 +100,20 @@ pub struct TestApp {
     store: Option<TestStore>,
 }
 
+/// A fleet file: one provider, one backup server, one Local plan of `vms` VMs named `vm-0`...,
+/// each with one restore point.
+pub fn one_plan_fleet(plan: &str, vms: usize) -> String {
+    let mut text = format!(
+        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n\n[[plans]]\nname = \"{plan}\"\nserver = \"vbr-1\"\ntype = \"Local\"\n"
+    );
+    for vm in 0..vms {
+        text.push_str(&format!(
+            "  [[plans.vms]]\n  name = \"vm-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
+        ));
+    }
+    text
+}
+
 /// An HTTP client for tests. reqwest is built with rustls but no default crypto provider (the
 /// binary installs ring, as the server uses), so the tests install it too.
 pub fn http_client() -> reqwest::Client {
