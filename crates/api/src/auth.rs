@@ -146,31 +146,21 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'."))?;
-    let hash = token_hash(token);
-    let (user, read_only) = match state
+    let credential = state
         .store
-        .find_token(&hash, TokenKind::Access, Timestamp::now())
+        .find_credential(&token_hash(token), Timestamp::now())
         .await?
-    {
-        Some((token, user)) => (user, token.read_only),
-        // Not a session token: maybe a long-lived API key.
-        None => match state.store.find_api_key(&hash).await? {
-            Some((key, user)) => (user, key.read_only),
-            None => {
-                return Err(ApiError::unauthorized(
-                    "The access token is invalid or has expired.",
-                ));
-            }
-        },
-    };
+        .ok_or_else(|| ApiError::unauthorized("The access token is invalid or has expired."))?;
     // Any organization of kind provider is the provider's: an installation started empty (with
     // its own "Standby" organization) and later given a fleet with a named provider has two.
-    let provider = state
-        .store
-        .is_provider_organization(user.organization_uid)
-        .await?
-        .then_some(user.organization_uid);
-    Ok(Principal::from_user(user, read_only, provider))
+    let provider = credential
+        .provider_organization
+        .then_some(credential.user.organization_uid);
+    Ok(Principal::from_user(
+        credential.user,
+        credential.read_only,
+        provider,
+    ))
 }
 
 impl FromRequestParts<AppState> for Principal {

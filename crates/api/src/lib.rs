@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod docs;
 pub mod envelope;
 pub mod error;
@@ -43,6 +44,8 @@ pub struct ApiSettings {
     /// What `/asyncActions/config` reports: how long a successful action's result is kept.
     pub action_retention_seconds: u64,
     pub throttle: throttle::ThrottleSettings,
+    /// Bytes of serialized read answers kept for the current data generation (0: none).
+    pub response_cache_bytes: usize,
 }
 
 impl Default for ApiSettings {
@@ -55,6 +58,7 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(60),
             action_retention_seconds: 300,
             throttle: throttle::ThrottleSettings::default(),
+            response_cache_bytes: 64 << 20,
         }
     }
 }
@@ -66,6 +70,7 @@ pub struct AppState {
     /// Woken when a session is queued, so a worker picks it up at once.
     pub engine: Option<standby_engine::Engine>,
     pub throttle: Arc<throttle::Throttle>,
+    pub responses: Arc<cache::ResponseCache>,
     /// Verified against when a login names an unknown user, so timing does not reveal it.
     dummy_hash: String,
 }
@@ -80,6 +85,7 @@ impl AppState {
         let throttle = Arc::new(throttle::Throttle::new(settings.throttle.clone()));
         Ok(AppState {
             store,
+            responses: Arc::new(cache::ResponseCache::new(settings.response_cache_bytes)),
             settings: Arc::new(settings),
             engine,
             throttle,

@@ -1,5 +1,6 @@
 //! The nine "Backup Server Failover Plans" operations of VSPC REST API v3.
 
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -57,8 +58,8 @@ impl ListRequest {
         })
     }
 
-    fn respond<T: serde::Serialize>(&self, page: Page<T>) -> ApiResult<Response> {
-        envelope::page(
+    fn respond<T: serde::Serialize>(&self, page: Page<T>) -> ApiResult<Bytes> {
+        envelope::page_body(
             &page.items,
             page.total,
             self.query.paging.offset,
@@ -68,13 +69,46 @@ impl ListRequest {
     }
 }
 
+/// The key of a read in the response cache: everything its answer depends on besides the data.
+fn read_key(
+    operation: &str,
+    principal: &Principal,
+    version: Version,
+    target: Option<Uuid>,
+    raw: Option<&str>,
+) -> String {
+    format!(
+        "{operation} {:?} {} {target:?} {}",
+        principal.scope,
+        version.0,
+        raw.unwrap_or("")
+    )
+}
+
+/// Serves a read from the response cache while the data generation has not moved since it was
+/// computed; otherwise computes it (errors are never kept), keeps it and serves it.
+async fn cached_read(
+    state: &AppState,
+    key: String,
+    read: impl Future<Output = ApiResult<Bytes>>,
+) -> ApiResult<Response> {
+    let generation = state.store.data_generation();
+    if let Some(body) = state.responses.get(generation, &key) {
+        return Ok(envelope::json_bytes(200, body));
+    }
+    let body = read.await?;
+    let weight = body.len();
+    state.responses.keep(generation, key, body.clone(), weight);
+    Ok(envelope::json_bytes(200, body))
+}
+
 async fn plans_page(
     state: &AppState,
     principal: &Principal,
     version: Version,
     raw: Option<String>,
     server: Option<Uuid>,
-) -> ApiResult<Response> {
+) -> ApiResult<Bytes> {
     let mut request = ListRequest::parse(state, principal, version, raw, &PLAN_CATALOG)?;
     request.query.server = server;
     request.respond(state.store.list_plans(&request.query).await?)
@@ -87,25 +121,20 @@ async fn objects_page(
     raw: Option<String>,
     server: Option<Uuid>,
     plan: Option<Uuid>,
-) -> ApiResult<Response> {
+) -> ApiResult<Bytes> {
     let mut request = ListRequest::parse(state, principal, version, raw, &OBJECT_CATALOG)?;
     request.query.server = server;
     request.query.plan = plan;
     request.respond(state.store.list_objects(&request.query).await?)
 }
 
-async fn visible_server(
-    state: &AppState,
-    principal: &Principal,
-    path: PathParam,
-) -> ApiResult<Uuid> {
-    let server = path_uid("backupServerUid", path)?;
+async fn visible_server(state: &AppState, principal: &Principal, server: Uuid) -> ApiResult<()> {
     if !state.store.server_visible(principal.scope, server).await? {
         return Err(ApiError::not_found(format!(
             "Backup server {server} was not found."
         )));
     }
-    Ok(server)
+    Ok(())
 }
 
 async fn visible_plan(
@@ -128,7 +157,13 @@ pub async fn list_plans(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     principal.require_read()?;
-    plans_page(&state, &principal, version, raw, None).await
+    let key = read_key("plans", &principal, version, None, raw.as_deref());
+    cached_read(
+        &state,
+        key,
+        plans_page(&state, &principal, version, raw, None),
+    )
+    .await
 }
 
 /// `GET /infrastructure/backupServers/{backupServerUid}/failoverplans`
@@ -140,8 +175,19 @@ pub async fn list_server_plans(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     principal.require_read()?;
-    let server = visible_server(&state, &principal, path).await?;
-    plans_page(&state, &principal, version, raw, Some(server)).await
+    let server = path_uid("backupServerUid", path)?;
+    let key = read_key(
+        "server plans",
+        &principal,
+        version,
+        Some(server),
+        raw.as_deref(),
+    );
+    cached_read(&state, key, async {
+        visible_server(&state, &principal, server).await?;
+        plans_page(&state, &principal, version, raw, Some(server)).await
+    })
+    .await
 }
 
 /// `GET /infrastructure/backupServers/failoverplans/{planUid}`
@@ -154,10 +200,14 @@ pub async fn get_plan(
 ) -> ApiResult<Response> {
     principal.require_read()?;
     let uid = path_uid("planUid", path)?;
-    let params = QueryParams::parse(raw.as_deref())?;
-    let selection = Selection::parse(params.get("select"), &PLAN_CATALOG, version.0)?;
-    let plan = visible_plan(&state, &principal, uid).await?;
-    envelope::single(&plan, version.0, &selection)
+    let key = read_key("plan", &principal, version, Some(uid), raw.as_deref());
+    cached_read(&state, key, async {
+        let params = QueryParams::parse(raw.as_deref())?;
+        let selection = Selection::parse(params.get("select"), &PLAN_CATALOG, version.0)?;
+        let plan = visible_plan(&state, &principal, uid).await?;
+        envelope::single_body(&plan, version.0, &selection)
+    })
+    .await
 }
 
 /// `PATCH /infrastructure/backupServers/failoverplans/{planUid}`
@@ -396,7 +446,13 @@ pub async fn list_objects(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     principal.require_read()?;
-    objects_page(&state, &principal, version, raw, None, None).await
+    let key = read_key("objects", &principal, version, None, raw.as_deref());
+    cached_read(
+        &state,
+        key,
+        objects_page(&state, &principal, version, raw, None, None),
+    )
+    .await
 }
 
 /// `GET /infrastructure/backupServers/{backupServerUid}/failoverplans/objects`
@@ -408,8 +464,19 @@ pub async fn list_server_objects(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     principal.require_read()?;
-    let server = visible_server(&state, &principal, path).await?;
-    objects_page(&state, &principal, version, raw, Some(server), None).await
+    let server = path_uid("backupServerUid", path)?;
+    let key = read_key(
+        "server objects",
+        &principal,
+        version,
+        Some(server),
+        raw.as_deref(),
+    );
+    cached_read(&state, key, async {
+        visible_server(&state, &principal, server).await?;
+        objects_page(&state, &principal, version, raw, Some(server), None).await
+    })
+    .await
 }
 
 /// `GET /infrastructure/backupServers/failoverplans/{planUid}/objects`
@@ -422,8 +489,18 @@ pub async fn list_plan_objects(
 ) -> ApiResult<Response> {
     principal.require_read()?;
     let uid = path_uid("planUid", path)?;
-    visible_plan(&state, &principal, uid).await?;
-    objects_page(&state, &principal, version, raw, None, Some(uid)).await
+    let key = read_key(
+        "plan objects",
+        &principal,
+        version,
+        Some(uid),
+        raw.as_deref(),
+    );
+    cached_read(&state, key, async {
+        visible_plan(&state, &principal, uid).await?;
+        objects_page(&state, &principal, version, raw, None, Some(uid)).await
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -31,6 +31,19 @@ pub struct Columns {
     pub folded: Option<&'static str>,
     /// `natural_key(value)`, for lexicographic on free text.
     pub natural: Option<&'static str>,
+    /// A trigram index over `folded`, narrowing `contains` under ignorecase.
+    pub substring_index: Option<SubstringIndex>,
+}
+
+/// Where a folded text column's trigram index is. PostgreSQL indexes the column itself (a
+/// pg_trgm GIN index); SQLite keeps an FTS5 table with the trigram tokenizer whose row ids are
+/// the indexed table's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubstringIndex {
+    /// The indexed table's row id as the query names it (`o.rowid`).
+    pub row_id: &'static str,
+    /// The SQLite FTS5 table.
+    pub fts_table: &'static str,
 }
 
 impl Columns {
@@ -38,6 +51,7 @@ impl Columns {
         value: None,
         folded: None,
         natural: None,
+        substring_index: None,
     };
 
     pub const fn plain(value: &'static str) -> Self {
@@ -45,6 +59,7 @@ impl Columns {
             value: Some(value),
             folded: None,
             natural: None,
+            substring_index: None,
         }
     }
 
@@ -53,7 +68,13 @@ impl Columns {
             value: Some(value),
             folded: Some(folded),
             natural: Some(natural),
+            substring_index: None,
         }
+    }
+
+    pub const fn with_substring_index(mut self, index: SubstringIndex) -> Self {
+        self.substring_index = Some(index);
+        self
     }
 }
 

@@ -3,7 +3,7 @@
 //! Every leaf compiles to a two-valued expression (never SQL NULL), so `not`, `or` and
 //! `exclusiveOr` behave exactly as the in-memory evaluator does.
 
-use crate::catalog::{Property, ValueType};
+use crate::catalog::{Property, SubstringIndex, ValueType};
 use crate::collate::Collation;
 use crate::filter::{Filter, Leaf, LeafOp, Operand, Scalar};
 use crate::sort::SortOrder;
@@ -15,6 +15,20 @@ pub trait Dialect: Send + Sync {
     fn placeholder(&self, index: usize) -> String;
     /// A boolean expression: `needle` occurs in `haystack`.
     fn contains(&self, haystack: &str, needle: &str) -> String;
+    /// A condition that holds for every row whose folded column contains `needle` (and few
+    /// others), answered from the column's trigram index, with `{needle}` where its bound value
+    /// goes; `None` where the index cannot help (a needle shorter than a trigram).
+    fn narrow_contains(
+        &self,
+        index: &SubstringIndex,
+        folded: &str,
+        needle: &str,
+    ) -> Option<(String, Scalar)>;
+}
+
+/// Trigram indexes only answer needles of 3 characters or more.
+fn indexable(needle: &str) -> bool {
+    needle.chars().nth(2).is_some()
 }
 
 pub struct SqliteDialect;
@@ -26,6 +40,27 @@ impl Dialect for SqliteDialect {
     fn contains(&self, haystack: &str, needle: &str) -> String {
         format!("instr({haystack}, {needle}) > 0")
     }
+    fn narrow_contains(
+        &self,
+        index: &SubstringIndex,
+        _folded: &str,
+        needle: &str,
+    ) -> Option<(String, Scalar)> {
+        if !indexable(needle) {
+            return None;
+        }
+        let table = index.fts_table;
+        // An FTS5 phrase of the trigram tokenizer matches the needle as a substring; quoting
+        // makes every character literal.
+        let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+        Some((
+            format!(
+                "{} IN (SELECT rowid FROM {table} WHERE {table} MATCH {{needle}})",
+                index.row_id
+            ),
+            Scalar::Text(phrase),
+        ))
+    }
 }
 
 pub struct PostgresDialect;
@@ -36,6 +71,27 @@ impl Dialect for PostgresDialect {
     }
     fn contains(&self, haystack: &str, needle: &str) -> String {
         format!("strpos({haystack}, {needle}) > 0")
+    }
+    fn narrow_contains(
+        &self,
+        _index: &SubstringIndex,
+        folded: &str,
+        needle: &str,
+    ) -> Option<(String, Scalar)> {
+        if !indexable(needle) {
+            return None;
+        }
+        // pg_trgm's GIN index answers LIKE; `\` is LIKE's default escape character.
+        let mut pattern = String::with_capacity(needle.len() + 2);
+        pattern.push('%');
+        for c in needle.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        Some((format!("{folded} LIKE {{needle}}"), Scalar::Text(pattern)))
     }
 }
 
@@ -155,10 +211,17 @@ impl<'d> SqlBuilder<'d> {
                 self
             }
             (LeafOp::Contains, Operand::One(value)) => {
+                self.push("(");
+                if let Some((narrowing, bind)) = self.narrowing(leaf, &column, value) {
+                    self.binds.push(bind);
+                    let placeholder = self.dialect.placeholder(self.binds.len());
+                    self.push(&narrowing.replace("{needle}", &placeholder));
+                    self.push(" AND ");
+                }
                 self.binds.push(value.clone());
                 let needle = self.dialect.placeholder(self.binds.len());
                 let test = self.dialect.contains(&column, &needle);
-                self.push(&format!("({column} IS NOT NULL AND {test})"))
+                self.push(&format!("{column} IS NOT NULL AND {test})"))
             }
             (LeafOp::In, Operand::List(values)) => {
                 let with_null = values.contains(&Scalar::Null);
@@ -200,6 +263,19 @@ impl<'d> SqlBuilder<'d> {
             // The parser never builds any other combination; match nothing rather than panic.
             _ => self.push("(1=0)"),
         }
+    }
+
+    /// The trigram-index condition for an ignorecase `contains` on an indexed column. The exact
+    /// test still follows it: the index narrows, it never decides.
+    fn narrowing(&self, leaf: &Leaf, column: &str, value: &Scalar) -> Option<(String, Scalar)> {
+        let index = leaf.property.columns.substring_index?;
+        let (Collation::IgnoreCase, Scalar::Text(needle)) = (leaf.collation, value) else {
+            return None;
+        };
+        if leaf.property.columns.folded != Some(column) {
+            return None;
+        }
+        self.dialect.narrow_contains(&index, column, needle)
     }
 
     fn push_in_list(&mut self, column: &str, values: &[&Scalar]) {
@@ -245,5 +321,88 @@ fn column_for(property: &Property, collation: Collation, contains: bool) -> Stri
         // Enum literals are ASCII, where SQL lower() and Unicode folding agree.
         (ValueType::Enum(_), Collation::IgnoreCase, _) => format!("lower({value})"),
         _ => value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, Columns};
+    use standby_model::ClientVersion;
+
+    static CATALOG: Catalog = Catalog {
+        resource: "Thing",
+        properties: &[
+            Property::new(
+                "name",
+                ValueType::Text,
+                Columns::text("t.name", "t.name_ci", "t.name_nat").with_substring_index(
+                    SubstringIndex {
+                        row_id: "t.rowid",
+                        fts_table: "things_trigram",
+                    },
+                ),
+            ),
+            Property::new(
+                "path",
+                ValueType::Text,
+                Columns::text("t.path", "t.path_ci", "t.path_nat"),
+            ),
+        ],
+        default_order: &["name"],
+    };
+
+    fn compiled<'d>(
+        dialect: &'d dyn Dialect,
+        property: &str,
+        needle: &str,
+        collation: &str,
+    ) -> SqlBuilder<'d> {
+        let filter = serde_json::json!([{
+            "property": property, "operation": "contains", "value": needle, "collation": collation
+        }]);
+        let filter = Filter::parse(&filter.to_string(), &CATALOG, ClientVersion::NEWEST).unwrap();
+        let mut builder = SqlBuilder::new(dialect);
+        builder.push_filter(&filter);
+        builder
+    }
+
+    #[test]
+    fn ignorecase_contains_on_an_indexed_name_is_narrowed_by_its_trigrams() {
+        let sqlite = compiled(&SqliteDialect, "name", "Say \"HI\"", "ignorecase");
+        assert!(
+            sqlite.sql.contains(
+                "t.rowid IN (SELECT rowid FROM things_trigram WHERE things_trigram MATCH $1)"
+            ),
+            "{}",
+            sqlite.sql
+        );
+        assert!(
+            sqlite.sql.contains("instr(t.name_ci, $2) > 0"),
+            "{}",
+            sqlite.sql
+        );
+        assert_eq!(sqlite.binds[0], Scalar::Text("\"say \"\"hi\"\"\"".into()));
+
+        let postgres = compiled(&PostgresDialect, "name", "50%_o\\ff", "ignorecase");
+        assert!(
+            postgres.sql.contains("t.name_ci LIKE $1"),
+            "{}",
+            postgres.sql
+        );
+        assert_eq!(postgres.binds[0], Scalar::Text("%50\\%\\_o\\\\ff%".into()));
+    }
+
+    #[test]
+    fn the_index_is_left_out_where_it_cannot_answer() {
+        for (property, needle, collation) in [
+            ("name", "ab", "ignorecase"),     // shorter than a trigram
+            ("name", "abc", "lexicographic"), // the index is over folded text
+            ("path", "abc", "ignorecase"),    // no index
+        ] {
+            let builder = compiled(&SqliteDialect, property, needle, collation);
+            assert!(!builder.sql.contains("MATCH"), "{}", builder.sql);
+            assert_eq!(builder.binds.len(), 1);
+        }
     }
 }

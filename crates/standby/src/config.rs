@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// Largest `limit` a list accepts (VSPC's MaxPageSize) [default: 500].
     #[arg(long, env = "STANDBY_MAX_PAGE_SIZE")]
     max_page_size: Option<u32>,
+    /// MiB of serialized read answers kept until the next write, 0 to 4096; 0 turns the
+    /// response cache off [default: 64].
+    #[arg(long, env = "STANDBY_RESPONSE_CACHE_MIB")]
+    response_cache_mib: Option<usize>,
     /// How long an X-Request-id is remembered, in seconds, 1 to 86400 [default: 300].
     #[arg(long, env = "STANDBY_IDEMPOTENCY_WINDOW_SECONDS")]
     idempotency_window_seconds: Option<i64>,
@@ -106,6 +110,7 @@ struct FileSettings {
     fleet: Option<PathBuf>,
     log_format: Option<LogFormat>,
     max_page_size: Option<u32>,
+    response_cache_mib: Option<usize>,
     idempotency_window_seconds: Option<i64>,
     access_token_seconds: Option<i64>,
     workers: Option<usize>,
@@ -159,6 +164,13 @@ impl Settings {
             .unwrap_or(defaults.max_page_size);
         if max_page_size == 0 || max_page_size > i32::MAX as u32 {
             bail!("max_page_size must be between 1 and {}", i32::MAX);
+        }
+        let response_cache_mib = args
+            .response_cache_mib
+            .or(file.response_cache_mib)
+            .unwrap_or(defaults.response_cache_bytes >> 20);
+        if response_cache_mib > 4096 {
+            bail!("response_cache_mib must be between 0 and 4096, not {response_cache_mib}");
         }
         let idempotency_window_seconds = args
             .idempotency_window_seconds
@@ -269,6 +281,7 @@ impl Settings {
                 .unwrap_or(LogFormat::Text),
             api: standby_api::ApiSettings {
                 max_page_size,
+                response_cache_bytes: response_cache_mib << 20,
                 idempotency_window_seconds,
                 access_token_seconds,
                 refresh_token_seconds: defaults.refresh_token_seconds,

@@ -304,7 +304,16 @@ async fn a_fleet_imported_into_a_running_empty_installation_is_served() {
         "{}",
         String::from_utf8_lossy(&imported.stderr)
     );
-    assert_eq!(app.all_plans().await.len(), 2);
+    // Another process wrote the store: the server's cached reads notice it through the
+    // database's change marker, polled every 200 ms (standby_store::freshness).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.all_plans().await.len() != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the imported plans never showed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (_, actions) = app.get_json("/api/v3/extensions/audit", &[]).await;
     assert!(actions["data"].is_array(), "still provider-wide: {actions}");
 }

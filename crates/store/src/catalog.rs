@@ -3,7 +3,7 @@
 //! object's restore session.
 
 use standby_model::ClientVersion;
-use standby_query::catalog::Columns;
+use standby_query::catalog::{Columns, SubstringIndex};
 use standby_query::{Catalog, Property, ValueType};
 
 const PLAN_TYPES: &[&str] = &["Unknown", "Local", "Cloud", "Tenant"];
@@ -39,7 +39,12 @@ pub static PLAN_CATALOG: Catalog = Catalog {
         Property::new(
             "name",
             ValueType::Text,
-            Columns::text("p.name", "p.name_ci", "p.name_nat"),
+            Columns::text("p.name", "p.name_ci", "p.name_nat").with_substring_index(
+                SubstringIndex {
+                    row_id: "p.rowid",
+                    fts_table: "plans_name_trigram",
+                },
+            ),
         ),
         Property::new(
             "type",
@@ -133,7 +138,12 @@ pub static OBJECT_CATALOG: Catalog = Catalog {
         Property::new(
             "name",
             ValueType::Text,
-            Columns::text("o.name", "o.name_ci", "o.name_nat"),
+            Columns::text("o.name", "o.name_ci", "o.name_nat").with_substring_index(
+                SubstringIndex {
+                    row_id: "o.rowid",
+                    fts_table: "plan_objects_name_trigram",
+                },
+            ),
         ),
         Property::new(
             "hostName",

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod copy;
+pub mod freshness;
 mod keys;
 pub mod location;
 pub mod postgres;
@@ -135,6 +136,15 @@ pub struct TokenRecord {
     pub expires_at: Timestamp,
 }
 
+/// Who a bearer credential (an access token or an API key) stands for, as of now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub user: UserRecord,
+    pub read_only: bool,
+    /// The user's organization is of kind provider.
+    pub provider_organization: bool,
+}
+
 /// A long-lived API key (only its hash is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
@@ -188,6 +198,8 @@ pub trait Store: Send + Sync + 'static {
     /// No other process can share this store (SQLite): jobs still leased when it opens were
     /// held by a process that died, and can be resumed at once instead of after their lease.
     fn single_node(&self) -> bool;
+    /// The data generation (see [`freshness`]): unchanged means nothing a read shows changed.
+    fn data_generation(&self) -> u64;
 
     async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError>;
     async fn get_plan(&self, scope: Scope, uid: Uuid) -> Result<Option<FailoverPlan>, StoreError>;
@@ -206,9 +218,6 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
     /// The provider organization's UID, if a fleet declared one.
     async fn provider_organization(&self) -> Result<Option<Uuid>, StoreError>;
-    /// The organization is the service provider's (of kind `provider`): its users may be given
-    /// provider-wide scope. An installation bootstrapped empty and later given a fleet has two.
-    async fn is_provider_organization(&self, uid: Uuid) -> Result<bool, StoreError>;
     /// Creates the provider organization if there is none (fresh installation, no fleet yet).
     async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError>;
 
@@ -227,20 +236,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError>;
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
-    /// A live API key and its enabled user.
-    async fn find_api_key(
-        &self,
-        hash: &str,
-    ) -> Result<Option<(ApiKeyRecord, UserRecord)>, StoreError>;
-
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
-    /// A live (unexpired, unrevoked) token and its enabled user.
-    async fn find_token(
+    /// The live access token or API key with this hash, its enabled user and whether that user's
+    /// organization is the provider's: everything a request's authentication needs, in one query.
+    async fn find_credential(
         &self,
         hash: &str,
-        kind: TokenKind,
         now: Timestamp,
-    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError>;
+    ) -> Result<Option<Credential>, StoreError>;
     /// Revokes a live refresh token and returns it, atomically: a refresh token works once. Using
     /// a spent one again revokes every token of its login chain (reuse means it was stolen).
     async fn consume_refresh_token(

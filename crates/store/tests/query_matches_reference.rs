@@ -16,8 +16,26 @@ use uuid::Uuid;
 use standby_fleet::rng::Rng;
 
 const WORDS: &[&str] = &[
-    "vm2", "VM10", "vm1", "Web", "web", "École", "école", "sql-01", "sql-1", "a b", "Z9", "z10x",
-    "", "ÅSA", "db007",
+    "vm2",
+    "VM10",
+    "vm1",
+    "Web",
+    "web",
+    "École",
+    "école",
+    "sql-01",
+    "sql-1",
+    "a b",
+    "Z9",
+    "z10x",
+    "",
+    "ÅSA",
+    "db007",
+    // What LIKE patterns and FTS5 phrases treat specially, for the trigram-narrowed contains.
+    "50%_off",
+    "back\\slash",
+    "say \"hi\"",
+    "ǅemal",
 ];
 
 fn text(rng: &mut Rng) -> String {
@@ -168,10 +186,11 @@ fn value_for(rng: &mut Rng, path: &str, items: &[Value]) -> Value {
         let value = rng.pick(&observed).clone();
         return match (&value, property.value_type) {
             (Value::String(s), Text) if rng.chance(40) && !s.is_empty() => {
-                // A fragment, or a case variant, to exercise contains and ignorecase.
+                // A fragment, or a case variant, to exercise contains and ignorecase (3 characters
+                // or more go through the trigram index).
                 let chars: Vec<char> = s.chars().collect();
                 let from = rng.index(chars.len());
-                let fragment: String = chars[from..].iter().take(1 + rng.index(3)).collect();
+                let fragment: String = chars[from..].iter().take(1 + rng.index(6)).collect();
                 Value::String(if rng.chance(50) {
                     fragment.to_uppercase()
                 } else {

@@ -40,22 +40,22 @@ async fn tokens_expire_and_die_with_their_user() {
 
     assert!(
         store
-            .find_token("access", TokenKind::Access, now)
+            .find_credential("access", now)
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .find_token("access", TokenKind::Refresh, now)
+            .find_credential("refresh", now)
             .await
             .unwrap()
             .is_none(),
-        "kinds do not mix"
+        "a refresh token is no bearer credential"
     );
     assert!(
         store
-            .find_token("access", TokenKind::Access, now.plus_seconds(3601))
+            .find_credential("access", now.plus_seconds(3601))
             .await
             .unwrap()
             .is_none(),
@@ -88,7 +88,7 @@ async fn tokens_expire_and_die_with_their_user() {
     assert!(store.set_disabled("ops", true).await.unwrap());
     assert!(
         store
-            .find_token("access", TokenKind::Access, now)
+            .find_credential("access", now)
             .await
             .unwrap()
             .is_none(),
@@ -97,7 +97,7 @@ async fn tokens_expire_and_die_with_their_user() {
     assert!(store.set_disabled("ops", false).await.unwrap());
     assert!(
         store
-            .find_token("access", TokenKind::Access, now)
+            .find_credential("access", now)
             .await
             .unwrap()
             .is_none(),

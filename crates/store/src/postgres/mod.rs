@@ -18,6 +18,7 @@ mod store;
 #[path = "../sql/tables.rs"]
 mod tables;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::ConnectOptions;
@@ -25,6 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use standby_query::sql::{Dialect, PostgresDialect};
 
 use crate::StoreError;
+use crate::freshness::{ChangeMarker, Freshness};
 
 type Db = sqlx::Postgres;
 type Pool = sqlx::Pool<Db>;
@@ -53,6 +55,22 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL runs concurrent writers itself.
+    writer: PgPool,
+    freshness: Arc<Freshness>,
+}
+
+/// PostgreSQL's change marker: the WAL position moves with every commit on the server, this
+/// node's or another's (and with unrelated writes too, which only costs cache misses).
+struct WalPosition(PgPool);
+
+impl ChangeMarker for WalPosition {
+    async fn read(&mut self) -> Option<String> {
+        sqlx::query_scalar::<_, String>("SELECT pg_current_wal_lsn()::text")
+            .fetch_one(&self.0)
+            .await
+            .ok()
+    }
 }
 
 impl PgStore {
@@ -70,7 +88,13 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { pool })
+        let freshness = Arc::new(Freshness::default());
+        freshness.watch(WalPosition(pool.clone()));
+        Ok(PgStore {
+            writer: pool.clone(),
+            pool,
+            freshness,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -101,15 +101,6 @@ pub(super) async fn provider_organization(pool: &Pool) -> Result<Option<Uuid>, S
         .transpose()
 }
 
-pub(super) async fn is_provider_organization(pool: &Pool, uid: Uuid) -> Result<bool, StoreError> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT uid FROM organizations WHERE uid = $1 AND kind = 'provider'")
-            .bind(uid_text(uid))
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.is_some())
-}
-
 pub(super) async fn ensure_provider_organization(
     pool: &Pool,
     name: &str,
@@ -140,26 +131,6 @@ pub(super) async fn insert_token(pool: &Pool, token: &TokenRecord) -> Result<(),
     .execute(pool)
     .await?;
     Ok(())
-}
-
-pub(super) async fn find_token(
-    pool: &Pool,
-    hash: &str,
-    kind: TokenKind,
-    now: Timestamp,
-) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
-    let sql = format!(
-        "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
-         WHERE t.hash = $1 AND t.kind = $2 AND t.revoked = FALSE AND t.expires_at > $3 AND u.disabled = FALSE"
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(hash)
-        .bind(kind.as_str())
-        .bind(now.ticks())
-        .fetch_optional(pool)
-        .await?;
-    row.map(|row| Ok((token_from_row(&row)?, user_from_row(&row, 7)?)))
-        .transpose()
 }
 
 pub(super) async fn consume_refresh_token(
@@ -315,29 +286,34 @@ pub(super) async fn insert_api_key(
     Ok(())
 }
 
-pub(super) async fn find_api_key(
+pub(super) async fn find_credential(
     pool: &Pool,
     hash: &str,
-) -> Result<Option<(crate::ApiKeyRecord, UserRecord)>, StoreError> {
+    now: Timestamp,
+) -> Result<Option<crate::Credential>, StoreError> {
+    // A hash is either an access token's or an API key's (both are 256 random bits).
+    let provider = "EXISTS (SELECT 1 FROM organizations o WHERE o.uid = u.organization_uid AND o.kind = 'provider')";
     let sql = format!(
-        "SELECT k.hash, k.user_uid, k.description, k.read_only, k.created_at, {USER_COLUMNS} \
-         FROM api_keys k JOIN users u ON u.uid = k.user_uid WHERE k.hash = $1 AND k.revoked = FALSE AND u.disabled = FALSE"
+        "SELECT t.read_only, {provider}, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
+         WHERE t.hash = $1 AND t.kind = 'access' AND t.revoked = FALSE AND t.expires_at > $2 AND u.disabled = FALSE \
+         UNION ALL \
+         SELECT k.read_only, {provider}, {USER_COLUMNS} FROM api_keys k JOIN users u ON u.uid = k.user_uid \
+         WHERE k.hash = $1 AND k.revoked = FALSE AND u.disabled = FALSE \
+         LIMIT 1"
     );
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(hash)
+        .bind(now.ticks())
         .fetch_optional(pool)
         .await?
     else {
         return Ok(None);
     };
-    let key = crate::ApiKeyRecord {
-        hash: row.try_get(0)?,
-        user_uid: parse_uid("api_keys", "user_uid", &row.try_get::<String, _>(1)?)?,
-        description: row.try_get(2)?,
-        read_only: row.try_get(3)?,
-        created_at: Timestamp::from_ticks(row.try_get(4)?),
-    };
-    Ok(Some((key, user_from_row(&row, 5)?)))
+    Ok(Some(crate::Credential {
+        read_only: row.try_get(0)?,
+        provider_organization: row.try_get(1)?,
+        user: user_from_row(&row, 2)?,
+    }))
 }
 
 pub(super) async fn record_audit(pool: &Pool, entry: &crate::AuditEntry) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@ use standby_query::sql::SqlBuilder;
 use standby_query::{Filter, Scalar};
 use uuid::Uuid;
 
+use crate::freshness::Freshness;
 use crate::keys::text_keys;
 use crate::rows::{parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::{CommandChange, ListQuery, Page, Scope, StoreError};
@@ -82,6 +83,7 @@ fn push_plan_conditions(
 /// on a large fleet costs more than the count itself.
 async fn count(
     pool: &Pool,
+    freshness: &Freshness,
     conditions: SqlBuilder<'_>,
     table: &str,
     from_with_join: &str,
@@ -100,20 +102,29 @@ async fn count(
         conditions.sql.as_str()
     };
     let sql = format!("SELECT COUNT(*){from}{conditions_sql}");
+    // Counting is most of a list's cost (100,000 index entries for a status filter), and the
+    // total only changes with a write: it is kept until the data generation moves.
+    let generation = freshness.current();
+    let key = format!("{sql}\n{:?}", conditions.binds);
+    if let Some(total) = freshness.cached_count(generation, &key) {
+        return Ok(total);
+    }
     let row = sqlx::query_with(AssertSqlSafe(sql), arguments(&conditions.binds)?)
         .fetch_one(pool)
         .await?;
-    let total: i64 = row.try_get(0)?;
-    Ok(total.max(0) as u64)
+    let total = row.try_get::<i64, _>(0)?.max(0) as u64;
+    freshness.keep_count(generation, key, total);
+    Ok(total)
 }
 
 pub(super) async fn list_plans(
     pool: &Pool,
+    freshness: &Freshness,
     query: &ListQuery,
 ) -> Result<Page<FailoverPlan>, StoreError> {
     let mut counting = SqlBuilder::new(super::DIALECT);
     push_plan_conditions(&mut counting, query.scope, query.server, &query.filter);
-    let total = count(pool, counting, "plans p", PLAN_FROM, "ls.").await?;
+    let total = count(pool, freshness, counting, "plans p", PLAN_FROM, "ls.").await?;
 
     let mut listing = SqlBuilder::new(super::DIALECT);
     listing.push(PLAN_SELECT).push(PLAN_FROM);
@@ -265,11 +276,20 @@ fn push_object_conditions(builder: &mut SqlBuilder<'_>, query: &ListQuery) {
 
 pub(super) async fn list_objects(
     pool: &Pool,
+    freshness: &Freshness,
     query: &ListQuery,
 ) -> Result<Page<PlanObject>, StoreError> {
     let mut counting = SqlBuilder::new(super::DIALECT);
     push_object_conditions(&mut counting, query);
-    let total = count(pool, counting, "plan_objects o", OBJECT_FROM, "rs.").await?;
+    let total = count(
+        pool,
+        freshness,
+        counting,
+        "plan_objects o",
+        OBJECT_FROM,
+        "rs.",
+    )
+    .await?;
 
     let mut listing = SqlBuilder::new(super::DIALECT);
     listing.push(OBJECT_SELECT).push(OBJECT_FROM);

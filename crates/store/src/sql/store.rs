@@ -25,19 +25,27 @@ impl Store for super::BackendStore {
     }
 
     async fn import_fleet(&self, fleet: &Fleet) -> Result<ImportSummary, StoreError> {
-        super::import::import_fleet(&self.pool, fleet).await
+        let result = super::import::import_fleet(&self.writer, fleet).await;
+        self.freshness.advance();
+        result
     }
 
     async fn seed_fleet(&self, fleet: &Fleet) -> Result<Option<ImportSummary>, StoreError> {
-        super::import::seed_fleet(&self.pool, fleet).await
+        let result = super::import::seed_fleet(&self.writer, fleet).await;
+        self.freshness.advance();
+        result
     }
 
     fn single_node(&self) -> bool {
         super::SINGLE_NODE
     }
 
+    fn data_generation(&self) -> u64 {
+        self.freshness.current()
+    }
+
     async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError> {
-        super::plans::list_plans(&self.pool, query).await
+        super::plans::list_plans(&self.pool, &self.freshness, query).await
     }
 
     async fn get_plan(&self, scope: Scope, uid: Uuid) -> Result<Option<FailoverPlan>, StoreError> {
@@ -45,7 +53,7 @@ impl Store for super::BackendStore {
     }
 
     async fn list_objects(&self, query: &ListQuery) -> Result<Page<PlanObject>, StoreError> {
-        super::plans::list_objects(&self.pool, query).await
+        super::plans::list_objects(&self.pool, &self.freshness, query).await
     }
 
     async fn server_visible(&self, scope: Scope, uid: Uuid) -> Result<bool, StoreError> {
@@ -58,7 +66,9 @@ impl Store for super::BackendStore {
         uid: Uuid,
         change: &CommandChange,
     ) -> Result<Option<FailoverPlan>, StoreError> {
-        super::plans::update_plan_commands(&self.pool, scope, uid, change).await
+        let result = super::plans::update_plan_commands(&self.writer, scope, uid, change).await;
+        self.freshness.advance();
+        result
     }
 
     async fn count_users(&self) -> Result<u64, StoreError> {
@@ -66,7 +76,7 @@ impl Store for super::BackendStore {
     }
 
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        super::auth::create_user(&self.pool, user).await
+        super::auth::create_user(&self.writer, user).await
     }
 
     async fn find_user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -77,12 +87,10 @@ impl Store for super::BackendStore {
         super::auth::provider_organization(&self.pool).await
     }
 
-    async fn is_provider_organization(&self, uid: Uuid) -> Result<bool, StoreError> {
-        super::auth::is_provider_organization(&self.pool, uid).await
-    }
-
     async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError> {
-        super::auth::ensure_provider_organization(&self.pool, name).await
+        let result = super::auth::ensure_provider_organization(&self.writer, name).await;
+        self.freshness.advance();
+        result
     }
 
     async fn list_organizations(
@@ -96,19 +104,25 @@ impl Store for super::BackendStore {
     }
 
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
-        super::auth::set_password(&self.pool, name, password_hash).await
+        let result = super::auth::set_password(&self.writer, name, password_hash).await;
+        self.freshness.advance();
+        result
     }
 
     async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
-        super::auth::set_disabled(&self.pool, name, disabled).await
+        let result = super::auth::set_disabled(&self.writer, name, disabled).await;
+        self.freshness.advance();
+        result
     }
 
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
-        super::auth::remove_user(&self.pool, name).await
+        let result = super::auth::remove_user(&self.writer, name).await;
+        self.freshness.advance();
+        result
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        super::auth::record_audit(&self.pool, entry).await
+        super::auth::record_audit(&self.writer, entry).await
     }
 
     async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError> {
@@ -116,27 +130,19 @@ impl Store for super::BackendStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        super::auth::insert_api_key(&self.pool, key).await
-    }
-
-    async fn find_api_key(
-        &self,
-        hash: &str,
-    ) -> Result<Option<(ApiKeyRecord, UserRecord)>, StoreError> {
-        super::auth::find_api_key(&self.pool, hash).await
+        super::auth::insert_api_key(&self.writer, key).await
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        super::auth::insert_token(&self.pool, token).await
+        super::auth::insert_token(&self.writer, token).await
     }
 
-    async fn find_token(
+    async fn find_credential(
         &self,
         hash: &str,
-        kind: TokenKind,
         now: Timestamp,
-    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
-        super::auth::find_token(&self.pool, hash, kind, now).await
+    ) -> Result<Option<Credential>, StoreError> {
+        super::auth::find_credential(&self.pool, hash, now).await
     }
 
     async fn consume_refresh_token(
@@ -144,7 +150,9 @@ impl Store for super::BackendStore {
         hash: &str,
         now: Timestamp,
     ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
-        super::auth::consume_refresh_token(&self.pool, hash, now).await
+        let result = super::auth::consume_refresh_token(&self.writer, hash, now).await;
+        self.freshness.advance();
+        result
     }
 
     async fn reserve_request(
@@ -153,7 +161,7 @@ impl Store for super::BackendStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<Reservation, StoreError> {
-        super::idempotency::reserve(&self.pool, key, now, expires_at).await
+        super::idempotency::reserve(&self.writer, key, now, expires_at).await
     }
 
     async fn complete_request(
@@ -161,25 +169,25 @@ impl Store for super::BackendStore {
         request_id: Uuid,
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
-        super::idempotency::complete(&self.pool, request_id, response).await
+        super::idempotency::complete(&self.writer, request_id, response).await
     }
 
     async fn release_request(&self, request_id: Uuid) -> Result<(), StoreError> {
-        super::idempotency::release(&self.pool, request_id).await
+        super::idempotency::release(&self.writer, request_id).await
     }
 
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         let requests = sqlx::query("DELETE FROM idempotency WHERE expires_at <= $1")
             .bind(now.ticks())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at <= $1")
             .bind(now.ticks())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let actions = sqlx::query("DELETE FROM async_actions WHERE expires_at <= $1")
             .bind(now.ticks())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(requests.rows_affected() + tokens.rows_affected() + actions.rows_affected())
     }
@@ -190,7 +198,9 @@ impl Store for super::BackendStore {
         session: &NewSession,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        super::engine::begin_session(&self.pool, scope, session, now).await
+        let result = super::engine::begin_session(&self.writer, scope, session, now).await;
+        self.freshness.advance();
+        result
     }
 
     async fn claim_job(
@@ -199,7 +209,12 @@ impl Store for super::BackendStore {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>, StoreError> {
-        super::engine::claim_job(&self.pool, worker, now, lease_until).await
+        let result = super::engine::claim_job(&self.writer, worker, now, lease_until).await;
+        // Idle workers poll this: only a claim (or an error) may have changed anything.
+        if !matches!(result, Ok(None)) {
+            self.freshness.advance();
+        }
+        result
     }
 
     async fn extend_lease(
@@ -208,7 +223,7 @@ impl Store for super::BackendStore {
         worker: &str,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError> {
-        super::engine::extend_lease(&self.pool, job, worker, lease_until).await
+        super::engine::extend_lease(&self.writer, job, worker, lease_until).await
     }
 
     async fn release_job(
@@ -217,7 +232,9 @@ impl Store for super::BackendStore {
         worker: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        super::engine::release_job(&self.pool, job, worker, now).await
+        let result = super::engine::release_job(&self.writer, job, worker, now).await;
+        self.freshness.advance();
+        result
     }
 
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
@@ -229,7 +246,11 @@ impl Store for super::BackendStore {
         expired_before: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        super::engine::requeue_jobs(&self.pool, expired_before, now).await
+        let result = super::engine::requeue_jobs(&self.writer, expired_before, now).await;
+        if !matches!(result, Ok(0)) {
+            self.freshness.advance();
+        }
+        result
     }
 
     async fn session_work(&self, session: Uuid) -> Result<Option<SessionWork>, StoreError> {
@@ -250,7 +271,9 @@ impl Store for super::BackendStore {
         object: Uuid,
         step: &VmStep,
     ) -> Result<(), StoreError> {
-        super::engine::record_vm_start(&self.pool, session, object, step).await
+        let result = super::engine::record_vm_start(&self.writer, session, object, step).await;
+        self.freshness.advance();
+        result
     }
 
     async fn record_vm_end(
@@ -261,7 +284,10 @@ impl Store for super::BackendStore {
         end: Timestamp,
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError> {
-        super::engine::record_vm_end(&self.pool, session, step, status, end, message).await
+        let result =
+            super::engine::record_vm_end(&self.writer, session, step, status, end, message).await;
+        self.freshness.advance();
+        result
     }
 
     async fn append_session_message(
@@ -269,7 +295,9 @@ impl Store for super::BackendStore {
         session: Uuid,
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError> {
-        super::engine::append_message(&self.pool, session, message).await
+        let result = super::engine::append_message(&self.writer, session, message).await;
+        self.freshness.advance();
+        result
     }
 
     async fn finish_session(
@@ -278,11 +306,15 @@ impl Store for super::BackendStore {
         end: &SessionEnd,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        super::engine::finish_session(&self.pool, session, end, now).await
+        let result = super::engine::finish_session(&self.writer, session, end, now).await;
+        self.freshness.advance();
+        result
     }
 
     async fn request_cancel(&self, session: Uuid) -> Result<bool, StoreError> {
-        super::engine::request_cancel(&self.pool, session).await
+        let result = super::engine::request_cancel(&self.writer, session).await;
+        self.freshness.advance();
+        result
     }
 
     async fn cancel_requested(&self, session: Uuid) -> Result<bool, StoreError> {
@@ -328,7 +360,9 @@ impl Store for super::BackendStore {
     }
 
     async fn forget_action(&self, uid: Uuid, now: Timestamp) -> Result<bool, StoreError> {
-        super::engine::forget_action(&self.pool, uid, now).await
+        let result = super::engine::forget_action(&self.writer, uid, now).await;
+        self.freshness.advance();
+        result
     }
 
     async fn sim_begin(
@@ -338,7 +372,7 @@ impl Store for super::BackendStore {
         kind: &str,
         now: Timestamp,
     ) -> Result<SimOperation, StoreError> {
-        super::engine::sim_begin(&self.pool, operation, object, kind, now).await
+        super::engine::sim_begin(&self.writer, operation, object, kind, now).await
     }
 
     async fn sim_finish(
@@ -349,7 +383,7 @@ impl Store for super::BackendStore {
         change: Option<ReplicaChange>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        super::engine::sim_finish(&self.pool, operation, ok, message, change, now).await
+        super::engine::sim_finish(&self.writer, operation, ok, message, change, now).await
     }
 
     async fn sim_replica_state(&self, object: Uuid) -> Result<Option<String>, StoreError> {
@@ -361,7 +395,7 @@ impl Store for super::BackendStore {
     }
 
     async fn set_sim_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError> {
-        super::engine::set_sim_fault(&self.pool, target, fault, on).await
+        super::engine::set_sim_fault(&self.writer, target, fault, on).await
     }
 
     async fn sim_executions(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {

@@ -18,14 +18,17 @@ mod store;
 mod tables;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use standby_query::sql::{Dialect, SqliteDialect};
 
 use crate::StoreError;
+use crate::freshness::{ChangeMarker, Freshness};
 
 type Db = sqlx::Sqlite;
 type Pool = sqlx::Pool<Db>;
@@ -53,6 +56,22 @@ pub const DATABASE_FILE: &str = "standby.db";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The one connection that writes.
+    writer: SqlitePool,
+    freshness: Arc<Freshness>,
+}
+
+/// SQLite's change marker for commits by other connections, this process's or another's.
+struct DataVersion(sqlx::SqliteConnection);
+
+impl ChangeMarker for DataVersion {
+    async fn read(&mut self) -> Option<String> {
+        sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(&mut self.0)
+            .await
+            .ok()
+            .map(|version| version.to_string())
+    }
 }
 
 impl SqliteStore {
@@ -79,10 +98,27 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        // Every write goes through one connection: SQLite has one writer at a time anyway, and
+        // writers queued on the pool wait for exactly as long as needed, where writers racing
+        // on several connections would back off in SQLite's busy handler (sleeps of up to
+        // 100 ms) and could fail a read-then-write transaction with SQLITE_BUSY_SNAPSHOT.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let freshness = Arc::new(Freshness::default());
+        // `data_version` is per connection and moves when any *other* connection commits, so
+        // the watcher has a connection of its own.
+        let watcher = options.connect().await?;
+        freshness.watch(DataVersion(watcher));
+        Ok(SqliteStore {
+            pool,
+            writer,
+            freshness,
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
