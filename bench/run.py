@@ -44,6 +44,7 @@ STANDBY_PORT, CEILING_PORT = 18780, 18790
 # the count of non-2xx answers. For PATCH and start it also sets the method and body.
 LUA = r"""
 local method, body, paths, index = "GET", nil, nil, 0
+local bust, sent = false, 0
 local threads = 0
 function setup(thread)
   thread:set("slot", threads)
@@ -52,7 +53,10 @@ end
 function init(args)
   if args[1] then method = args[1] end
   if args[2] and args[2] ~= "" then body = args[2] end
-  if args[3] then
+  -- "bust": every request gets its own `_` parameter (ignored by the API), so that none is
+  -- answered from the response cache: the cost of a read computed afresh.
+  if args[4] == "bust" then bust = true end
+  if args[3] and args[3] ~= "" then
     paths = {}
     for path in io.lines(args[3]) do table.insert(paths, path) end
     -- wrk's two threads take disjoint halves of the list.
@@ -62,6 +66,12 @@ end
 function request()
   local path = nil
   if paths then index = index + 1; path = paths[((index - 1) % #paths) + 1] end
+  if bust then
+    sent = sent + 1
+    path = path or wrk.path
+    local joiner = string.find(path, "?", 1, true) and "&" or "?"
+    path = path .. joiner .. "_=" .. (slot or 0) .. "-" .. sent
+  end
   return wrk.format(method, path, nil, body)
 end
 function done(summary, latency, requests)
@@ -121,7 +131,7 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
-def wrk(url, token, seconds, connections, method="GET", body=None, paths=None):
+def wrk(url, token, seconds, connections, method="GET", body=None, paths=None, bust=False):
     script = os.path.join(tempfile.gettempdir(), "standby-bench.lua")
     with open(script, "w") as handle:
         handle.write(LUA)
@@ -139,6 +149,10 @@ def wrk(url, token, seconds, connections, method="GET", body=None, paths=None):
         with open(listing, "w") as handle:
             handle.write("\n".join(paths) + "\n")
         command.append(listing)
+    elif bust:
+        command.append("")
+    if bust:
+        command.append("bust")
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
     result["rps"] = result["requests"] / result["seconds"]
@@ -310,9 +324,17 @@ def one_run(args, run):
                 "method": "PATCH",
                 "body": [{"op": "replace", "path": "/postFailoverCommand", "value": "C:\\post.ps1"}]}),
         ]
+        # The same reads again, each request computed afresh (a cache miss): what a query
+        # nobody asked for since the last write costs.
+        scenarios += [
+            (f"{name}_uncached", url, auth, dict(options, bust=True))
+            for name, url, auth, options in scenarios
+            if name in UNCACHED
+        ]
         for name, url, auth, options in scenarios:
             result = wrk(url, auth, args.seconds, options.get("connections", args.connections),
-                         options.get("method", "GET"), options.get("body"))
+                         options.get("method", "GET"), options.get("body"),
+                         bust=options.get("bust", False))
             figures[name] = result
             settle(base, token, plan)
             log(f"run {run + 1}: {name:36} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
@@ -346,6 +368,10 @@ def one_run(args, run):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# Reads measured a second time with every request a cache miss.
+UNCACHED = ["plans_list", "plans_filtered_sorted", "objects_contains_ignorecase_sorted", "get_plan"]
+
+
 def median(runs, path):
     values = []
     for run in runs:
@@ -366,8 +392,11 @@ def report(args, runs):
         "| scenario | req/s | ratio to ceiling | p50 ms | p99 ms |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name in ["ceiling", "plans_list", "plans_filtered_sorted",
-                 "objects_contains_ignorecase_sorted", "objects_of_plan", "get_plan", "patch_plan"]:
+    names = ["ceiling", "plans_list", "plans_filtered_sorted", "objects_contains_ignorecase_sorted",
+             "objects_of_plan", "get_plan", "patch_plan"] + [f"{n}_uncached" for n in UNCACHED]
+    for name in names:
+        if not all(name in run for run in runs):
+            continue  # an older run's file, from before the scenario existed
         rps = median(runs, [name, "rps"])
         shown = f"{rps:.0f}" if rps >= 10 else f"{rps:.2f}"
         lines.append(f"| {name} | {shown} | {rps / ceiling_rps:.4f} | "

@@ -81,6 +81,18 @@ pub async fn open_store(location: &Location) -> anyhow::Result<std::sync::Arc<dy
         .with_context(|| format!("opening the store {}", location.describe()))
 }
 
+/// Runs a command-line command on the store at `location`, then closes the store whatever the
+/// outcome, so that a SQLite store is left without its write-ahead log.
+pub async fn with_store<T>(
+    location: &Location,
+    work: impl AsyncFnOnce(&dyn Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let store = open_store(location).await?;
+    let result = work(store.as_ref()).await;
+    store.close().await;
+    result
+}
+
 /// Records a change made on the command line (actor `cli`, address `local`).
 async fn audit(
     store: &dyn Store,
@@ -106,191 +118,195 @@ async fn audit(
 }
 
 pub async fn orgs(command: OrgsCommand, location: &Location) -> anyhow::Result<()> {
-    let store = open_store(location).await?;
-    let store = store.as_ref();
-    match command {
-        OrgsCommand::List => {
-            println!("{:<38} {:<9} NAME", "UID", "KIND");
-            for organization in store.list_organizations().await? {
-                println!(
-                    "{:<38} {:<9} {}",
-                    organization.uid,
-                    organization.kind.as_str(),
-                    organization.name
-                );
+    with_store(location, async |store| {
+        match command {
+            OrgsCommand::List => {
+                println!("{:<38} {:<9} NAME", "UID", "KIND");
+                for organization in store.list_organizations().await? {
+                    println!(
+                        "{:<38} {:<9} {}",
+                        organization.uid,
+                        organization.kind.as_str(),
+                        organization.name
+                    );
+                }
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 pub async fn users(command: UsersCommand, location: &Location) -> anyhow::Result<()> {
-    let store = open_store(location).await?;
-    let store = store.as_ref();
-    match command {
-        UsersCommand::Add {
-            name,
-            org,
-            role,
-            password_stdin,
-        } => {
-            let role = parse_role(&role)?;
-            let password = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
-            let (user, generated) = add_user(store, &name, &org, role, password).await?;
-            audit(
-                store,
-                "user.add",
-                &name,
-                format!("role {}, organization {org}", user.role),
-            )
-            .await?;
-            match generated {
-                Some(password) => println!(
-                    "Added {} ({}) with password {password} (shown once).",
-                    user.name, user.role
-                ),
-                None => println!("Added {} ({}).", user.name, user.role),
+    with_store(location, async |store| {
+        match command {
+            UsersCommand::Add {
+                name,
+                org,
+                role,
+                password_stdin,
+            } => {
+                let role = parse_role(&role)?;
+                let password = if password_stdin {
+                    Some(read_password()?)
+                } else {
+                    None
+                };
+                let (user, generated) = add_user(store, &name, &org, role, password).await?;
+                audit(
+                    store,
+                    "user.add",
+                    &name,
+                    format!("role {}, organization {org}", user.role),
+                )
+                .await?;
+                match generated {
+                    Some(password) => println!(
+                        "Added {} ({}) with password {password} (shown once).",
+                        user.name, user.role
+                    ),
+                    None => println!("Added {} ({}).", user.name, user.role),
+                }
+            }
+            UsersCommand::List => {
+                let organizations = store.list_organizations().await?;
+                println!("{:<24} {:<36} {:<9} ORGANIZATION", "NAME", "ROLE", "STATE");
+                for user in store.list_users().await? {
+                    let organization = organizations
+                        .iter()
+                        .find(|o| o.uid == user.organization_uid)
+                        .map_or("?", |o| o.name.as_str());
+                    let state = if user.disabled { "disabled" } else { "enabled" };
+                    println!(
+                        "{:<24} {:<36} {:<9} {organization}",
+                        user.name,
+                        user.role.as_str(),
+                        state
+                    );
+                }
+            }
+            UsersCommand::Passwd {
+                name,
+                password_stdin,
+            } => {
+                let password = if password_stdin {
+                    Some(read_password()?)
+                } else {
+                    None
+                };
+                let generated = change_password(store, &name, password).await?;
+                audit(
+                    store,
+                    "user.passwd",
+                    &name,
+                    "password changed; tokens revoked".into(),
+                )
+                .await?;
+                match generated {
+                    Some(password) => println!(
+                        "New password for {name}: {password} (shown once). Their tokens were revoked."
+                    ),
+                    None => println!("Password changed for {name}. Their tokens were revoked."),
+                }
+            }
+            UsersCommand::Disable { name } => {
+                if !store.set_disabled(&name, true).await? {
+                    bail!("no user named '{name}'");
+                }
+                audit(store, "user.disable", &name, "tokens revoked".into()).await?;
+                println!("Disabled {name}; their tokens no longer work.");
+            }
+            UsersCommand::Enable { name } => {
+                if !store.set_disabled(&name, false).await? {
+                    bail!("no user named '{name}'");
+                }
+                audit(store, "user.enable", &name, String::new()).await?;
+                println!("Enabled {name}.");
+            }
+            UsersCommand::Remove { name } => {
+                if !store.remove_user(&name).await? {
+                    bail!("no user named '{name}'");
+                }
+                audit(
+                    store,
+                    "user.remove",
+                    &name,
+                    "user, tokens and API keys deleted".into(),
+                )
+                .await?;
+                println!("Removed {name}.");
             }
         }
-        UsersCommand::List => {
-            let organizations = store.list_organizations().await?;
-            println!("{:<24} {:<36} {:<9} ORGANIZATION", "NAME", "ROLE", "STATE");
-            for user in store.list_users().await? {
-                let organization = organizations
-                    .iter()
-                    .find(|o| o.uid == user.organization_uid)
-                    .map_or("?", |o| o.name.as_str());
-                let state = if user.disabled { "disabled" } else { "enabled" };
-                println!(
-                    "{:<24} {:<36} {:<9} {organization}",
-                    user.name,
-                    user.role.as_str(),
-                    state
-                );
-            }
-        }
-        UsersCommand::Passwd {
-            name,
-            password_stdin,
-        } => {
-            let password = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
-            let generated = change_password(store, &name, password).await?;
-            audit(
-                store,
-                "user.passwd",
-                &name,
-                "password changed; tokens revoked".into(),
-            )
-            .await?;
-            match generated {
-                Some(password) => println!(
-                    "New password for {name}: {password} (shown once). Their tokens were revoked."
-                ),
-                None => println!("Password changed for {name}. Their tokens were revoked."),
-            }
-        }
-        UsersCommand::Disable { name } => {
-            if !store.set_disabled(&name, true).await? {
-                bail!("no user named '{name}'");
-            }
-            audit(store, "user.disable", &name, "tokens revoked".into()).await?;
-            println!("Disabled {name}; their tokens no longer work.");
-        }
-        UsersCommand::Enable { name } => {
-            if !store.set_disabled(&name, false).await? {
-                bail!("no user named '{name}'");
-            }
-            audit(store, "user.enable", &name, String::new()).await?;
-            println!("Enabled {name}.");
-        }
-        UsersCommand::Remove { name } => {
-            if !store.remove_user(&name).await? {
-                bail!("no user named '{name}'");
-            }
-            audit(
-                store,
-                "user.remove",
-                &name,
-                "user, tokens and API keys deleted".into(),
-            )
-            .await?;
-            println!("Removed {name}.");
-        }
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 pub async fn apikeys(command: ApiKeysCommand, location: &Location) -> anyhow::Result<()> {
-    let store = open_store(location).await?;
-    let store = store.as_ref();
-    match command {
-        ApiKeysCommand::Add {
-            name,
-            read_only,
-            description,
-        } => {
-            let Some(user) = store.find_user_by_name(&name).await? else {
-                bail!("no user named '{name}'");
-            };
-            let (key, record) = standby_api::auth::new_api_key(user.uid, &description, read_only)
-                .map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
-            store.insert_api_key(&record).await?;
-            audit(
-                store,
-                "apikey.add",
-                &name,
-                if read_only {
-                    "read-only".into()
-                } else {
-                    "read-write".into()
-                },
-            )
-            .await?;
-            let access = if read_only { "read-only" } else { "read-write" };
-            println!("API key for {name} ({access}): {key}");
-            println!(
-                "It is shown once; use it as 'Authorization: Bearer <key>'. It works until {name} is disabled or removed."
-            );
+    with_store(location, async |store| {
+        match command {
+            ApiKeysCommand::Add {
+                name,
+                read_only,
+                description,
+            } => {
+                let Some(user) = store.find_user_by_name(&name).await? else {
+                    bail!("no user named '{name}'");
+                };
+                let (key, record) = standby_api::auth::new_api_key(user.uid, &description, read_only)
+                    .map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
+                store.insert_api_key(&record).await?;
+                audit(
+                    store,
+                    "apikey.add",
+                    &name,
+                    if read_only {
+                        "read-only".into()
+                    } else {
+                        "read-write".into()
+                    },
+                )
+                .await?;
+                let access = if read_only { "read-only" } else { "read-write" };
+                println!("API key for {name} ({access}): {key}");
+                println!(
+                    "It is shown once; use it as 'Authorization: Bearer <key>'. It works until {name} is disabled or removed."
+                );
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 /// `standby audit`: the newest audit records.
 pub async fn show_audit(limit: u32, location: &Location) -> anyhow::Result<()> {
-    let store = open_store(location).await?;
-    let store = store.as_ref();
-    let page = store.list_audit(limit, 0).await?;
-    println!(
-        "{:<33} {:<16} {:<15} {:<14} {:<8} {:<37} DETAIL",
-        "TIME", "ACTOR", "ADDRESS", "ACTION", "OUTCOME", "TARGET"
-    );
-    for entry in page.items {
+    with_store(location, async |store| {
+        let page = store.list_audit(limit, 0).await?;
         println!(
-            "{:<33} {:<16} {:<15} {:<14} {:<8} {:<37} {}",
-            entry.at.to_wire(),
-            entry.actor_name,
-            entry.address,
-            entry.action,
-            entry.outcome,
-            entry.target.unwrap_or_default(),
-            entry.detail
+            "{:<33} {:<16} {:<15} {:<14} {:<8} {:<37} DETAIL",
+            "TIME", "ACTOR", "ADDRESS", "ACTION", "OUTCOME", "TARGET"
         );
-    }
-    println!(
-        "({} of {} records)",
-        page.total.min(u64::from(limit)),
-        page.total
-    );
-    Ok(())
+        for entry in page.items {
+            println!(
+                "{:<33} {:<16} {:<15} {:<14} {:<8} {:<37} {}",
+                entry.at.to_wire(),
+                entry.actor_name,
+                entry.address,
+                entry.action,
+                entry.outcome,
+                entry.target.unwrap_or_default(),
+                entry.detail
+            );
+        }
+        println!(
+            "({} of {} records)",
+            page.total.min(u64::from(limit)),
+            page.total
+        );
+        Ok(())
+    })
+    .await
 }
 
 /// `standby store copy`: the whole installation into an empty store, verified.
@@ -361,40 +377,42 @@ pub async fn generate(args: &GenerateArgs, location: &Location) -> anyhow::Resul
     if shape.vms() > 10_000_000 || shape.points_per_vm > 1_000 {
         bail!("at most 10,000,000 VMs and 1,000 restore points per VM");
     }
-    let store = open_store(location).await?;
-    let started = std::time::Instant::now();
-    let now = Timestamp::now();
-    store
-        .import_fleet(&organizations(&shape))
-        .await
-        .context("writing the organizations")?;
-    let bar = indicatif::ProgressBar::new(shape.vms());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} VMs ({per_sec}, {eta} left)",
-        )
-        .context("progress bar template")?,
-    );
-    let mut first = 0;
-    while first < shape.servers {
-        let last = (first + GENERATE_SLICE).min(shape.servers);
-        let slice = servers(&shape, first..last, now);
+    with_store(location, async |store| {
+        let started = std::time::Instant::now();
+        let now = Timestamp::now();
         store
-            .import_fleet(&slice)
+            .import_fleet(&organizations(&shape))
             .await
-            .with_context(|| format!("writing servers {first} to {last}"))?;
-        bar.inc(slice.objects.len() as u64);
-        first = last;
-    }
-    bar.finish_and_clear();
-    println!(
-        "Generated {} servers, {} plans, {} VMs and {} restore points into {} in {:.1} s.",
-        shape.servers,
-        shape.plans(),
-        shape.vms(),
-        shape.vms() * u64::from(shape.points_per_vm),
-        location.describe(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+            .context("writing the organizations")?;
+        let bar = indicatif::ProgressBar::new(shape.vms());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} VMs ({per_sec}, {eta} left)",
+            )
+            .context("progress bar template")?,
+        );
+        let mut first = 0;
+        while first < shape.servers {
+            let last = (first + GENERATE_SLICE).min(shape.servers);
+            let slice = servers(&shape, first..last, now);
+            store
+                .import_fleet(&slice)
+                .await
+                .with_context(|| format!("writing servers {first} to {last}"))?;
+            bar.inc(slice.objects.len() as u64);
+            first = last;
+        }
+        bar.finish_and_clear();
+        println!(
+            "Generated {} servers, {} plans, {} VMs and {} restore points into {} in {:.1} s.",
+            shape.servers,
+            shape.plans(),
+            shape.vms(),
+            shape.vms() * u64::from(shape.points_per_vm),
+            location.describe(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })
+    .await
 }

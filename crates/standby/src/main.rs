@@ -211,19 +211,21 @@ async fn import(file: &std::path::Path, location: &Location) -> anyhow::Result<(
     let fleet = FleetFile::parse(&text)
         .and_then(|f| f.resolve(Timestamp::now()))
         .with_context(|| format!("in {}", file.display()))?;
-    let store = admin::open_store(location).await?;
-    let summary = store
-        .import_fleet(&fleet)
-        .await
-        .context("importing the fleet")?;
-    println!(
-        "Imported {}: {} organizations, {} servers, {} plans, {} VMs; {} new restore points.",
-        file.display(),
-        fleet.organizations.len(),
-        fleet.servers.len(),
-        fleet.plans.len(),
-        fleet.objects.len(),
-        summary.restore_points_added
-    );
-    Ok(())
+    admin::with_store(location, async |store| {
+        let summary = store
+            .import_fleet(&fleet)
+            .await
+            .context("importing the fleet")?;
+        println!(
+            "Imported {}: {} organizations, {} servers, {} plans, {} VMs; {} new restore points.",
+            file.display(),
+            fleet.organizations.len(),
+            fleet.servers.len(),
+            fleet.plans.len(),
+            fleet.objects.len(),
+            summary.restore_points_added
+        );
+        Ok(())
+    })
+    .await
 }

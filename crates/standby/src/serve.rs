@@ -163,6 +163,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ),
         Err(error) => tracing::warn!(%error, "the shutdown task failed"),
     }
+    store.close().await;
     Ok(())
 }
 

@@ -200,6 +200,9 @@ pub trait Store: Send + Sync + 'static {
     fn single_node(&self) -> bool;
     /// The data generation (see [`freshness`]): unchanged means nothing a read shows changed.
     fn data_generation(&self) -> u64;
+    /// Closes every connection, so that SQLite folds its write-ahead log back into the
+    /// database file and removes it. The store answers nothing afterwards.
+    async fn close(&self);
 
     async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError>;
     async fn get_plan(&self, scope: Scope, uid: Uuid) -> Result<Option<FailoverPlan>, StoreError>;

@@ -71,6 +71,9 @@ impl ChangeMarker for WalPosition {
             .await
             .ok()
     }
+
+    /// The pool is the store's: it closes with the store.
+    async fn close(self) {}
 }
 
 impl PgStore {

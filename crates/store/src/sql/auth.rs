@@ -291,11 +291,14 @@ pub(super) async fn find_credential(
     hash: &str,
     now: Timestamp,
 ) -> Result<Option<crate::Credential>, StoreError> {
-    // A hash is either an access token's or an API key's (both are 256 random bits).
+    // A hash is either an access token's or an API key's (both are 256 random bits). The hash
+    // finds the row; `+expires_at` keeps the expiry index out of it, because SQLite re-plans a
+    // statement whose bound value meets an index (STAT4) each time that value changes, and
+    // `now` changes on every request.
     let provider = "EXISTS (SELECT 1 FROM organizations o WHERE o.uid = u.organization_uid AND o.kind = 'provider')";
     let sql = format!(
         "SELECT t.read_only, {provider}, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
-         WHERE t.hash = $1 AND t.kind = 'access' AND t.revoked = FALSE AND t.expires_at > $2 AND u.disabled = FALSE \
+         WHERE t.hash = $1 AND t.kind = 'access' AND t.revoked = FALSE AND +t.expires_at > $2 AND u.disabled = FALSE \
          UNION ALL \
          SELECT k.read_only, {provider}, {USER_COLUMNS} FROM api_keys k JOIN users u ON u.uid = k.user_uid \
          WHERE k.hash = $1 AND k.revoked = FALSE AND u.disabled = FALSE \

@@ -26,12 +26,14 @@ fn request_of(kind: SessionKind) -> PlanRequest {
 /// Moves the plan to its running status and queues the session, or says why not. `Ok(false)`:
 /// the plan is not visible in `scope`.
 pub(super) async fn begin_session(
+    readers: &Pool,
     pool: &Pool,
     scope: Scope,
     new: &NewSession,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let Some(plan) = super::plans::get_plan(pool, scope, new.plan_uid).await? else {
+    // Reads go to `readers`: on SQLite `pool` is the one writer connection, kept for writes.
+    let Some(plan) = super::plans::get_plan(readers, scope, new.plan_uid).await? else {
         return Ok(false);
     };
     let request = request_of(new.kind);
@@ -61,7 +63,7 @@ pub(super) async fn begin_session(
     }
     if update.execute(&mut *tx).await?.rows_affected() == 0 {
         tx.rollback().await?;
-        let status = super::plans::get_plan(pool, scope, new.plan_uid)
+        let status = super::plans::get_plan(readers, scope, new.plan_uid)
             .await?
             .map_or(plan.status, |p| p.status);
         return Err(match on_request(status, request) {

@@ -106,15 +106,15 @@ async fn count(
     // total only changes with a write: it is kept until the data generation moves.
     let generation = freshness.current();
     let key = format!("{sql}\n{:?}", conditions.binds);
-    if let Some(total) = freshness.cached_count(generation, &key) {
-        return Ok(total);
-    }
-    let row = sqlx::query_with(AssertSqlSafe(sql), arguments(&conditions.binds)?)
-        .fetch_one(pool)
-        .await?;
-    let total = row.try_get::<i64, _>(0)?.max(0) as u64;
-    freshness.keep_count(generation, key, total);
-    Ok(total)
+    let arguments = arguments(&conditions.binds)?;
+    freshness
+        .count(generation, key, async {
+            let row = sqlx::query_with(AssertSqlSafe(sql), arguments)
+                .fetch_one(pool)
+                .await?;
+            Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
+        })
+        .await
 }
 
 pub(super) async fn list_plans(
@@ -375,12 +375,14 @@ pub(super) async fn server_visible(
 }
 
 pub(super) async fn update_plan_commands(
+    readers: &Pool,
     pool: &Pool,
     scope: Scope,
     uid: Uuid,
     change: &CommandChange,
 ) -> Result<Option<FailoverPlan>, StoreError> {
-    let Some(current) = get_plan(pool, scope, uid).await? else {
+    // Reads go to `readers`: on SQLite `pool` is the one writer connection, kept for writes.
+    let Some(current) = get_plan(readers, scope, uid).await? else {
         return Ok(None);
     };
     let keys = |value: &Option<String>| {
@@ -414,7 +416,7 @@ pub(super) async fn update_plan_commands(
     .execute(pool)
     .await?;
     if updated.rows_affected() == 0 {
-        let status = get_plan(pool, scope, uid)
+        let status = get_plan(readers, scope, uid)
             .await?
             .map_or(current.status, |plan| plan.status);
         return match on_request(status, PlanRequest::Patch) {
@@ -424,5 +426,5 @@ pub(super) async fn update_plan_commands(
             )),
         };
     }
-    get_plan(pool, scope, uid).await
+    get_plan(readers, scope, uid).await
 }

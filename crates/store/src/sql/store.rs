@@ -44,6 +44,12 @@ impl Store for super::BackendStore {
         self.freshness.current()
     }
 
+    async fn close(&self) {
+        self.freshness.stop_watching().await;
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+
     async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError> {
         super::plans::list_plans(&self.pool, &self.freshness, query).await
     }
@@ -66,7 +72,8 @@ impl Store for super::BackendStore {
         uid: Uuid,
         change: &CommandChange,
     ) -> Result<Option<FailoverPlan>, StoreError> {
-        let result = super::plans::update_plan_commands(&self.writer, scope, uid, change).await;
+        let result =
+            super::plans::update_plan_commands(&self.pool, &self.writer, scope, uid, change).await;
         self.freshness.advance();
         result
     }
@@ -198,7 +205,8 @@ impl Store for super::BackendStore {
         session: &NewSession,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let result = super::engine::begin_session(&self.writer, scope, session, now).await;
+        let result =
+            super::engine::begin_session(&self.pool, &self.writer, scope, session, now).await;
         self.freshness.advance();
         result
     }

@@ -72,6 +72,11 @@ impl ChangeMarker for DataVersion {
             .ok()
             .map(|version| version.to_string())
     }
+
+    async fn close(self) {
+        use sqlx::Connection;
+        let _ = self.0.close().await;
+    }
 }
 
 impl SqliteStore {
