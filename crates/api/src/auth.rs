@@ -16,6 +16,7 @@ use standby_store::{Scope, Store, StoreError, TokenKind, TokenRecord, UserRecord
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::cache::KnownCredential;
 use crate::envelope::json_response;
 use crate::error::ApiError;
 
@@ -76,8 +77,14 @@ impl Principal {
 }
 
 pub fn token_hash(token: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(64);
+    for byte in digest.iter() {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 /// A fresh opaque token: 32 random bytes, base64url.
@@ -146,21 +153,33 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'."))?;
+    let hash = token_hash(token);
+    let now = Timestamp::now();
+    // Noted before the lookup: a revocation committed after it advances the generation.
+    let generation = state.store.data_generation();
+    if let Some(known) = state.credentials.get(generation, &hash)
+        && known.expires_at.is_none_or(|expiry| now < expiry)
+    {
+        return Ok(known.principal);
+    }
     let credential = state
         .store
-        .find_credential(&token_hash(token), Timestamp::now())
+        .find_credential(&hash, now)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The access token is invalid or has expired."))?;
+    let expires_at = credential.expires_at;
     // Any organization of kind provider is the provider's: an installation started empty (with
     // its own "Standby" organization) and later given a fleet with a named provider has two.
     let provider = credential
         .provider_organization
         .then_some(credential.user.organization_uid);
-    Ok(Principal::from_user(
-        credential.user,
-        credential.read_only,
-        provider,
-    ))
+    let principal = Principal::from_user(credential.user, credential.read_only, provider);
+    let known = KnownCredential {
+        principal: principal.clone(),
+        expires_at,
+    };
+    state.credentials.keep(generation, hash, known, 1);
+    Ok(principal)
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -330,7 +349,7 @@ async fn issue(
             // Verify against a fixed hash when the user is unknown, so timing does not tell.
             let hash = user
                 .as_ref()
-                .map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
+                .map_or_else(|| state.dummy_hash.to_string(), |u| u.password_hash.clone());
             let matches = verify_password(password.to_owned(), hash).await?;
             match user {
                 Some(user) if matches && !user.disabled => (user, read_only, Uuid::now_v7()),

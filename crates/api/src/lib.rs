@@ -71,8 +71,9 @@ pub struct AppState {
     pub engine: Option<standby_engine::Engine>,
     pub throttle: Arc<throttle::Throttle>,
     pub responses: Arc<cache::ResponseCache>,
+    pub credentials: Arc<cache::CredentialCache>,
     /// Verified against when a login names an unknown user, so timing does not reveal it.
-    dummy_hash: String,
+    dummy_hash: Arc<str>,
 }
 
 impl AppState {
@@ -86,10 +87,11 @@ impl AppState {
         Ok(AppState {
             store,
             responses: Arc::new(cache::ResponseCache::new(settings.response_cache_bytes)),
+            credentials: Arc::new(cache::CredentialCache::new(cache::MAX_KNOWN_CREDENTIALS)),
             settings: Arc::new(settings),
             engine,
             throttle,
-            dummy_hash,
+            dummy_hash: dummy_hash.into(),
         })
     }
 }

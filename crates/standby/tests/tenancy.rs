@@ -287,6 +287,21 @@ fn urlencode(text: &str) -> String {
         .collect()
 }
 
+/// The answer to a plan list with `token` once it stops being 200, or the last 200 after 2 s.
+/// An admin command is another process: the server notices its write through the store's
+/// change marker, polled every 200 ms (`standby_store::freshness`), and its cached credentials
+/// go with it; a change made through the API shows at the next request.
+async fn once_refused(app: &TestApp, token: &str) -> (u16, serde_json::Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let (status, body) = call(app, token, reqwest::Method::GET, PLANS, None).await;
+        if status != 200 || std::time::Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn standby(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     let mut child = Command::new(binary())
         .args(args)
@@ -347,13 +362,14 @@ async fn users_are_administered_on_the_command_line() {
         "{listed}"
     );
 
-    // Disabling revokes every token at once; enabling lets the user log in again.
+    // Disabling revokes every token (within the change-marker poll, see once_refused);
+    // enabling lets the user log in again.
     assert!(
         standby(&["users", "disable", "ops", &store_flag, &data], None)
             .status
             .success()
     );
-    let (status, body) = call(&app, &token, reqwest::Method::GET, PLANS, None).await;
+    let (status, body) = once_refused(&app, &token).await;
     assert_error(status, &body, 401, 401, None);
     let refused = app
         .http
@@ -385,7 +401,7 @@ async fn users_are_administered_on_the_command_line() {
         .next()
         .unwrap()
         .to_owned();
-    let (status, _) = call(&app, &token, reqwest::Method::GET, PLANS, None).await;
+    let (status, _) = once_refused(&app, &token).await;
     assert_eq!(status, 401);
     app.token_for("ops", &password).await;
     assert!(
@@ -560,7 +576,7 @@ async fn api_keys_act_as_their_user_until_the_user_is_disabled() {
         .status
         .success()
     );
-    let (status, body) = call(&app, &read_write, reqwest::Method::GET, PLANS, None).await;
+    let (status, body) = once_refused(&app, &read_write).await;
     assert_error(status, &body, 401, 401, None);
     let missing = standby(&["apikeys", "add", "nobody", &store_flag, &data], None);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no user named 'nobody'"));

@@ -143,6 +143,8 @@ pub struct Credential {
     pub read_only: bool,
     /// The user's organization is of kind provider.
     pub provider_organization: bool,
+    /// When an access token stops working; `None` for an API key.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A long-lived API key (only its hash is stored).

@@ -297,10 +297,10 @@ pub(super) async fn find_credential(
     // `now` changes on every request.
     let provider = "EXISTS (SELECT 1 FROM organizations o WHERE o.uid = u.organization_uid AND o.kind = 'provider')";
     let sql = format!(
-        "SELECT t.read_only, {provider}, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
+        "SELECT t.read_only, {provider}, t.expires_at, {USER_COLUMNS} FROM tokens t JOIN users u ON u.uid = t.user_uid \
          WHERE t.hash = $1 AND t.kind = 'access' AND t.revoked = FALSE AND +t.expires_at > $2 AND u.disabled = FALSE \
          UNION ALL \
-         SELECT k.read_only, {provider}, {USER_COLUMNS} FROM api_keys k JOIN users u ON u.uid = k.user_uid \
+         SELECT k.read_only, {provider}, NULL, {USER_COLUMNS} FROM api_keys k JOIN users u ON u.uid = k.user_uid \
          WHERE k.hash = $1 AND k.revoked = FALSE AND u.disabled = FALSE \
          LIMIT 1"
     );
@@ -315,7 +315,8 @@ pub(super) async fn find_credential(
     Ok(Some(crate::Credential {
         read_only: row.try_get(0)?,
         provider_organization: row.try_get(1)?,
-        user: user_from_row(&row, 2)?,
+        expires_at: row.try_get::<Option<i64>, _>(2)?.map(Timestamp::from_ticks),
+        user: user_from_row(&row, 3)?,
     }))
 }
 
