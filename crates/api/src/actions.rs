@@ -12,6 +12,7 @@ use standby_store::{AsyncActionRecord, Scope};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::access::{ReadAccess, WriteAccess};
 use crate::auth::Principal;
 use crate::envelope::{empty, json_response, page_of_values};
 use crate::error::{ApiError, ApiResult};
@@ -86,10 +87,9 @@ async fn visible_action(
 pub async fn list(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let selection = selection(raw.as_deref(), &ACTION_CATALOG, version)?;
     let actions = state
         .store
@@ -107,10 +107,9 @@ pub async fn list(
 pub async fn config(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    _access: ReadAccess,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let selection = selection(raw.as_deref(), &CONFIG_CATALOG, version)?;
     let config = json!({ "resultRetentionTime": state.settings.action_retention_seconds });
     Ok(json_response(
@@ -123,11 +122,10 @@ pub async fn config(
 pub async fn get(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let selection = selection(raw.as_deref(), &ACTION_CATALOG, version)?;
     let action = visible_action(&state, &principal, path).await?;
     Ok(json_response(
@@ -142,11 +140,10 @@ pub async fn get(
 pub async fn result(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     Selection::check_form(QueryParams::parse(raw.as_deref())?.get("select"))?;
     let action = visible_action(&state, &principal, path).await?;
     if action.status == "running" {
@@ -166,10 +163,9 @@ pub async fn result(
 pub async fn cancel(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    WriteAccess(principal): WriteAccess,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
-    principal.require_write()?;
     let action = visible_action(&state, &principal, path).await?;
     let Some(session) = action.session_uid else {
         return Err(ApiError::cannot_now(
@@ -186,14 +182,14 @@ pub async fn cancel(
     Ok(empty())
 }
 
-/// `DELETE /asyncActions/{actionId}/result`: forgets a finished action.
+/// `DELETE /asyncActions/{actionId}/result`: forgets a finished action (a write: read-only
+/// credentials may not make anyone's result disappear).
 pub async fn forget(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    WriteAccess(principal): WriteAccess,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let action = visible_action(&state, &principal, path).await?;
     if !state
         .store

@@ -11,14 +11,15 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
-use standby_model::{Role, Timestamp};
-use standby_store::{AuditEntry, Scope, Store};
+use standby_model::Timestamp;
+use standby_store::{AuditEntry, Store};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::access::ProviderAdminAccess;
 use crate::auth::Principal;
 use crate::envelope::page_of_values;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::params::{QueryParams, Version};
 
 /// Where the request came from (`unknown` when the server runs without connection info).
@@ -96,6 +97,18 @@ fn classify(method: &Method, path: &str) -> (String, Option<String>) {
     }
 }
 
+/// Audit rows are bounded whatever a request carries (an unknown route's path can be as long as
+/// the URI limit): at most this many characters per field.
+const MAX_FIELD_CHARS: usize = 256;
+
+fn bounded(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_FIELD_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 fn outcome_of(status: u16) -> &'static str {
     match status {
         200..=299 => "success",
@@ -142,12 +155,12 @@ pub async fn audit_writes(
             uid: Uuid::now_v7(),
             at: Timestamp::now(),
             actor_uid: principal.as_ref().map(|p| p.user_uid),
-            actor_name: principal.map_or_else(|| "anonymous".to_owned(), |p| p.name),
+            actor_name: bounded(principal.map_or_else(|| "anonymous".to_owned(), |p| p.name)),
             address,
-            action,
-            target,
+            action: bounded(action),
+            target: target.map(bounded),
             outcome: outcome_of(status).to_owned(),
-            detail,
+            detail: bounded(detail),
         },
     )
     .await;
@@ -158,14 +171,9 @@ pub async fn audit_writes(
 pub async fn list(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    _admin: ProviderAdminAccess,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    if principal.role != Role::PortalAdministrator || principal.scope != Scope::All {
-        return Err(ApiError::forbidden(
-            "Only provider administrators may read the audit trail.",
-        ));
-    }
     let params = QueryParams::parse(raw.as_deref())?;
     let paging = params.paging(state.settings.max_page_size)?;
     let page = state.store.list_audit(paging.limit, paging.offset).await?;
@@ -204,6 +212,9 @@ mod tests {
             classify(&Method::POST, "/api/v3/elsewhere"),
             ("POST /api/v3/elsewhere".into(), None)
         );
+        let (action, _) = classify(&Method::POST, &format!("/api/v3/nope/{}", "x".repeat(8000)));
+        assert_eq!(bounded(action).chars().count(), MAX_FIELD_CHARS + 1);
+        assert_eq!(bounded("short".into()), "short");
         assert_eq!(
             (outcome_of(200), outcome_of(409), outcome_of(520)),
             ("success", "refused", "failed")

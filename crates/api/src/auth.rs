@@ -19,6 +19,7 @@ use crate::AppState;
 use crate::cache::KnownCredential;
 use crate::envelope::json_response;
 use crate::error::ApiError;
+use crate::throttle::LoginGate;
 
 /// Who is calling, as established from their bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,31 +48,6 @@ impl Principal {
             role: user.role,
             read_only,
             scope,
-        }
-    }
-
-    /// May call the GET operations.
-    pub fn require_read(&self) -> Result<(), ApiError> {
-        if self.role.can_read_plans() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "Access to the requested resource is forbidden.",
-            ))
-        }
-    }
-
-    /// May PATCH, start and undo.
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.read_only {
-            return Err(ApiError::forbidden("This token is read-only."));
-        }
-        if self.role.can_write_plans() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "Access to the requested resource is forbidden.",
-            ))
         }
     }
 }
@@ -341,10 +317,22 @@ async fn issue(
                     "username (1 to 2048 characters) and password (1 to 128) are required.",
                 ));
             }
-            if let Some(seconds) = state.throttle.login_blocked(username, address) {
-                tracing::warn!(user.name = %username, %address, "login throttled");
-                return Err(TokenError::Throttled(seconds));
+            // No user name holds NUL, and PostgreSQL cannot even be asked for one.
+            if username.contains('\0') {
+                return Err(invalid_request(LOGIN_FAILED));
             }
+            // Counted before the password is checked, so concurrent guesses cannot all pass.
+            let reservation = match state
+                .throttle
+                .reserve_login(state.store.as_ref(), username, address)
+                .await?
+            {
+                LoginGate::Open(reservation) => reservation,
+                LoginGate::Throttled(seconds) => {
+                    tracing::warn!(user.name = %username, %address, "login throttled");
+                    return Err(TokenError::Throttled(seconds));
+                }
+            };
             let user = state.store.find_user_by_name(username).await?;
             // Verify against a fixed hash when the user is unknown, so timing does not tell.
             let hash = user
@@ -352,10 +340,12 @@ async fn issue(
                 .map_or_else(|| state.dummy_hash.to_string(), |u| u.password_hash.clone());
             let matches = verify_password(password.to_owned(), hash).await?;
             match user {
-                Some(user) if matches && !user.disabled => (user, read_only, Uuid::now_v7()),
+                Some(user) if matches && !user.disabled => {
+                    reservation.succeeded(state.store.as_ref()).await;
+                    (user, read_only, Uuid::now_v7())
+                }
                 _ => {
                     tracing::warn!(user.name = %username, "login failed");
-                    state.throttle.login_failed(username, address);
                     login_audit(
                         state,
                         None,

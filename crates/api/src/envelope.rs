@@ -140,6 +140,17 @@ pub fn empty() -> Response {
     json_response(200, &json!({ "data": {}, "errors": [] }))
 }
 
+/// `EmptyResponse` with a `Location` header (a path; see `location.rs`).
+pub fn empty_with_location(location: &str) -> Response {
+    let mut response = empty();
+    if let Ok(value) = axum::http::HeaderValue::from_str(location) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, value);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,6 +106,14 @@ impl ApiError {
         Self::new(413, ErrorType::Logical, 413, message)
     }
 
+    pub fn uri_too_long(message: impl Into<String>) -> Self {
+        Self::new(414, ErrorType::Transport, 414, message)
+    }
+
+    pub fn headers_too_large(message: impl Into<String>) -> Self {
+        Self::new(431, ErrorType::Transport, 431, message)
+    }
+
     /// 429: throttled (`retryAfter` is set by the caller).
     pub fn too_many(message: impl Into<String>) -> Self {
         Self::new(429, ErrorType::Transport, 429, message)

@@ -13,6 +13,7 @@ use standby_store::{ListQuery, Scope};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::access::{ProviderWriteAccess, ReadAccess};
 use crate::auth::Principal;
 use crate::envelope::{json_response, page_of_values};
 use crate::error::{ApiError, ApiResult};
@@ -38,11 +39,10 @@ async fn visible_plan(state: &AppState, principal: &Principal, plan: Uuid) -> Ap
 pub async fn restore_points(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let object = path_uid("objectUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
     let paging = params.paging(state.settings.max_page_size)?;
@@ -72,11 +72,10 @@ pub async fn restore_points(
 pub async fn preview(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let plan = path_uid("planUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
     let at = parse_point_in_time(&params, Timestamp::now())?;
@@ -140,11 +139,10 @@ pub async fn preview(
 pub async fn sessions(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let plan = path_uid("planUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
     let paging = params.paging(state.settings.max_page_size)?;
@@ -196,16 +194,10 @@ pub async fn sessions(
 pub async fn sim_fault(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    ProviderWriteAccess(principal): ProviderWriteAccess,
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    principal.require_write()?;
-    if principal.scope != Scope::All {
-        return Err(ApiError::forbidden(
-            "Only provider-wide users may inject faults.",
-        ));
-    }
     crate::vspc::require_json(&headers)?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
@@ -228,11 +220,9 @@ pub async fn sim_fault(
         .get("fault")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let known = standby_fleet::file::VM_FAULTS
-        .iter()
-        .chain(standby_fleet::file::SERVER_FAULTS.iter())
-        .any(|f| *f == fault);
-    if !known {
+    let vm_fault = standby_fleet::file::VM_FAULTS.contains(&fault);
+    let server_fault = standby_fleet::file::SERVER_FAULTS.contains(&fault);
+    if !vm_fault && !server_fault {
         return Err(bad(
             "fault",
             format!("fault must be one of boot-fails, slow, offline, script-fails, not '{fault}'."),
@@ -242,6 +232,31 @@ pub async fn sim_fault(
         .get("enabled")
         .and_then(Value::as_bool)
         .ok_or_else(|| bad("enabled", "enabled must be true or false.".into()))?;
+    // A fault is kept only for a target that exists and can have it.
+    let is_vm = state.store.object_plan(target).await?.is_some();
+    let is_server = !is_vm && state.store.server_visible(Scope::All, target).await?;
+    match (is_vm, is_server) {
+        (false, false) => {
+            return Err(ApiError::not_found(format!(
+                "No VM or backup server {target} was found."
+            )));
+        }
+        (true, _) if !vm_fault => {
+            return Err(bad(
+                "fault",
+                format!("'{fault}' is a backup server's fault; a VM takes boot-fails or slow."),
+            ));
+        }
+        (false, true) if !server_fault => {
+            return Err(bad(
+                "fault",
+                format!(
+                    "'{fault}' is a VM's fault; a backup server takes offline or script-fails."
+                ),
+            ));
+        }
+        _ => {}
+    }
     state.store.set_sim_fault(target, fault, enabled).await?;
     tracing::info!(target.uid = %target, fault, enabled, user.name = %principal.name, "sim fault changed");
     let faults = state.store.sim_faults(target).await?;

@@ -1,6 +1,7 @@
 //! Standby's HTTP surface: the VSPC v3 failover-plan routes, `/api/v3/token`, and the health
 //! endpoints, with the middleware that makes them behave like VSPC.
 
+pub mod access;
 pub mod actions;
 pub mod audit;
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod envelope;
 pub mod error;
 pub mod extensions;
 pub mod health;
+pub mod location;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -46,6 +48,12 @@ pub struct ApiSettings {
     pub throttle: throttle::ThrottleSettings,
     /// Bytes of serialized read answers kept for the current data generation (0: none).
     pub response_cache_bytes: usize,
+    /// `--public-url`: the address clients use (behind a proxy), for `Location` headers.
+    pub public_url: Option<String>,
+    /// This server speaks HTTPS.
+    pub tls: bool,
+    /// The listening address, for `Location` when a request names no authority at all.
+    pub own_authority: String,
 }
 
 impl Default for ApiSettings {
@@ -59,6 +67,9 @@ impl Default for ApiSettings {
             action_retention_seconds: 300,
             throttle: throttle::ThrottleSettings::default(),
             response_cache_bytes: 64 << 20,
+            public_url: None,
+            tls: false,
+            own_authority: "127.0.0.1:1280".to_owned(),
         }
     }
 }
@@ -225,17 +236,20 @@ pub fn router(state: AppState) -> Router {
     let vspc = add_routes(Router::new(), vspc_routes()).route_layer(
         axum_middleware::from_fn_with_state(state.clone(), middleware::idempotency),
     );
-    // Everything that needs a token is throttled per address and per user.
-    let protected = add_routes(vspc, other_protected_routes()).layer(
-        axum_middleware::from_fn_with_state(state.clone(), throttle::throttle),
-    );
     let api = add_routes(Router::new(), public_routes())
-        .merge(protected)
+        .merge(add_routes(vspc, other_protected_routes()))
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
     let api = api.layer(axum_middleware::from_fn_with_state(
         state.clone(),
         audit::audit_writes,
+    ));
+    // Outside the audit layer and after the fallback: every request under /api/v3 (unknown
+    // routes and /token included) counts toward its address's limit, and a throttled one is
+    // refused before it can write anything.
+    let api = api.layer(axum_middleware::from_fn_with_state(
+        state.clone(),
+        throttle::throttle,
     ));
     let api = api.layer(axum_middleware::from_fn(metrics::track));
     let api = middleware::error_layers(api, state.settings.request_timeout);
@@ -246,7 +260,12 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::router())
         .nest("/api/v3", api)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
+        .layer(axum_middleware::from_fn_with_state(
+            state.clone(),
+            location::absolute_locations,
+        ))
         .layer(DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))
+        .layer(axum_middleware::from_fn(middleware::request_limits))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -18,6 +18,19 @@ use crate::params::Version;
 
 /// Request and response bodies are bounded; a JSON Patch or a page is far smaller.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The longest request target served, in bytes (path and query). Past it: 414 in the envelope.
+/// (The HTTP/1 server refuses a target over 65,534 bytes itself, with an empty 414.)
+pub const MAX_URI_BYTES: usize = 48 * 1024;
+/// The most request headers, and their largest total size (names and values). Past either: 431
+/// in the envelope. The HTTP server is configured to let a little more than this through
+/// (`HTTP1_MAX_HEADERS`); beyond its own hard limits it answers 414/431 with an empty body.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// What the HTTP/1 server admits, so that this layer, not the server, refuses with a body.
+pub const HTTP1_MAX_HEADERS: usize = 2 * MAX_HEADERS;
+/// Headers a request sends past this many bytes are refused by the HTTP server itself.
+pub const HTTP1_MAX_BUFFER_BYTES: usize = 4 * MAX_HEADER_BYTES;
+
 /// Headers worth keeping with a stored response.
 const KEPT_HEADERS: [&str; 2] = ["content-type", "location"];
 
@@ -62,6 +75,9 @@ async fn replay_or_run(
             .await
             .map_err(IntoResponse::into_response)?,
     };
+    // Every PATCH and POST here is a write: a replay is answered only to someone who may make
+    // the request itself.
+    crate::access::check_write(&principal).map_err(IntoResponse::into_response)?;
     let (mut parts, body) = request.into_parts();
     let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
         ApiError::too_large(format!(
@@ -117,6 +133,7 @@ async fn replay_or_run(
         Reservation::Fresh => {}
     }
     parts.extensions.insert(principal);
+    parts.extensions.insert(IdempotentRequest(request_id));
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
     if !response.status().is_success() {
         // Nothing happened; let a retry with the same id run again.
@@ -129,6 +146,33 @@ async fn replay_or_run(
     let body = to_bytes(body, usize::MAX)
         .await
         .map_err(|e| ApiError::internal(e).into_response())?;
+    // A start or undo has stored this already, with its session; the same answer again is harmless.
+    if let Err(error) = state
+        .store
+        .complete_request(request_id, &kept(&parts, &body))
+        .await
+    {
+        // The change is done; failing to record it must not turn success into an error.
+        tracing::error!(%error, "could not store an idempotent response");
+    }
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// Set on a request that holds an `X-Request-id` reservation, for handlers that store their
+/// answer with their own change (start and undo).
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotentRequest(pub Uuid);
+
+/// A response in the form it is kept for replays.
+pub async fn keep_response(response: Response) -> Result<StoredResponse, ApiError> {
+    let (parts, body) = response.into_parts();
+    let body = to_bytes(body, usize::MAX)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(kept(&parts, &body))
+}
+
+fn kept(parts: &axum::http::response::Parts, body: &[u8]) -> StoredResponse {
     let headers = KEPT_HEADERS
         .iter()
         .filter_map(|name| {
@@ -139,19 +183,15 @@ async fn replay_or_run(
                 .map(|v| ((*name).to_owned(), v.to_owned()))
         })
         .collect();
-    let stored = StoredResponse {
+    StoredResponse {
         status: parts.status.as_u16(),
         headers,
         body: body.to_vec(),
-    };
-    if let Err(error) = state.store.complete_request(request_id, &stored).await {
-        // The change is done; failing to record it must not turn success into an error.
-        tracing::error!(%error, "could not store an idempotent response");
     }
-    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
-fn replayed(stored: StoredResponse) -> Response {
+/// A kept response, sent again.
+pub fn stored_response(stored: StoredResponse) -> Response {
     let mut response = Response::new(Body::from(stored.body));
     *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     for (name, value) in stored.headers {
@@ -160,9 +200,40 @@ fn replayed(stored: StoredResponse) -> Response {
         }
     }
     response
+}
+
+fn replayed(stored: StoredResponse) -> Response {
+    let mut response = stored_response(stored);
+    response
         .headers_mut()
         .insert("x-idempotent-replay", HeaderValue::from_static("true"));
     response
+}
+
+/// Refuses a request target or header block larger than Standby serves, in the error envelope.
+pub async fn request_limits(request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::uri_too_long(format!(
+            "The request target is longer than {MAX_URI_BYTES} bytes."
+        ))
+        .into_response();
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return ApiError::headers_too_large(format!(
+            "A request may send at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes in all."
+        ))
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Any 5xx that escaped the handlers (a timeout, a framework error) leaves as VSPC's 520.

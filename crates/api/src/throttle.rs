@@ -1,8 +1,11 @@
 //! Throttling (CONTRACT.md §11): per client address and per user, a cap on concurrent requests
-//! and on requests per window; 429 with `retryAfter` and `Retry-After`. Failed logins are counted
-//! per user name and per address, so guessing passwords is slow.
+//! and on requests per window; 429 with `retryAfter` and `Retry-After`. Every request under
+//! `/api/v3` counts toward its address's limit, unknown routes and `/token` included.
 //!
-//! The counters live in this process: with several nodes, each enforces its own share.
+//! Request counters live in this process: with several nodes, each enforces its own share.
+//! Login attempts are different: they are counted in the store, before the password is checked,
+//! so at most the limit is ever evaluated, however many guesses arrive at once and on whichever
+//! node.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,8 +15,11 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use standby_model::Timestamp;
+use standby_store::{LoginAttempt, Store, StoreError};
+
 use crate::AppState;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, token_hash};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone)]
@@ -151,42 +157,76 @@ impl Throttle {
         )
     }
 
-    /// Seconds to wait before another login for this user name or address may be tried.
-    pub fn login_blocked(&self, user: &str, address: &str) -> Option<u64> {
+    /// Counts a login attempt against its user name (`login_failures` per login window) and its
+    /// address (four times as many) before the password is checked; `Throttled` when either is
+    /// used up. Give the attempt back with [`LoginReservation::succeeded`]: only failures count.
+    pub async fn reserve_login(
+        &self,
+        store: &dyn Store,
+        user: &str,
+        address: &str,
+    ) -> Result<LoginGate, StoreError> {
         let settings = &self.settings;
-        let by_user = self.window(
-            &format!("login-user:{user}"),
-            settings.login_failures,
-            settings.login_window,
-            0,
-            true,
-        );
-        let by_address = self.window(
-            &format!("login-address:{address}"),
-            settings.login_failures * 4,
-            settings.login_window,
-            0,
-            true,
-        );
-        by_user.max(by_address)
+        let window = i64::try_from(settings.login_window.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let now = Timestamp::now();
+        let limits = [
+            (
+                format!("user:{}", token_hash(user)),
+                settings.login_failures,
+            ),
+            (
+                format!("address:{}", token_hash(address)),
+                settings.login_failures.saturating_mul(4),
+            ),
+        ];
+        let mut reservation = LoginReservation { keys: Vec::new() };
+        for (key, limit) in limits {
+            match store
+                .reserve_login_attempt(&key, limit, window, now)
+                .await?
+            {
+                LoginAttempt::Admitted => reservation.keys.push(key),
+                LoginAttempt::Blocked {
+                    retry_after_seconds,
+                } => {
+                    // The user name's attempt is not spent when the address refuses it.
+                    reservation.give_back(store).await;
+                    return Ok(LoginGate::Throttled(retry_after_seconds));
+                }
+            }
+        }
+        Ok(LoginGate::Open(reservation))
+    }
+}
+
+pub enum LoginGate {
+    /// The attempt is counted: check the password.
+    Open(LoginReservation),
+    /// Wait this many seconds.
+    Throttled(u64),
+}
+
+/// A counted login attempt.
+#[must_use]
+pub struct LoginReservation {
+    keys: Vec<String>,
+}
+
+impl LoginReservation {
+    /// The password was right: the attempt does not count against anyone.
+    pub async fn succeeded(self, store: &dyn Store) {
+        self.give_back(store).await;
     }
 
-    pub fn login_failed(&self, user: &str, address: &str) {
-        let settings = &self.settings;
-        self.window(
-            &format!("login-user:{user}"),
-            u32::MAX,
-            settings.login_window,
-            1,
-            false,
-        );
-        self.window(
-            &format!("login-address:{address}"),
-            u32::MAX,
-            settings.login_window,
-            1,
-            false,
-        );
+    async fn give_back(&self, store: &dyn Store) {
+        let now = Timestamp::now();
+        for key in &self.keys {
+            if let Err(error) = store.refund_login_attempt(key, now).await {
+                tracing::warn!(%error, "could not give back a login attempt");
+            }
+        }
     }
 }
 
@@ -243,17 +283,5 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(220));
         assert!(throttle.admit("user", "u", 1).is_ok(), "a new window");
-
-        assert!(throttle.login_blocked("bob", "1.2.3.4").is_none());
-        throttle.login_failed("bob", "1.2.3.4");
-        throttle.login_failed("bob", "1.2.3.4");
-        assert!(
-            throttle.login_blocked("bob", "9.9.9.9").is_some(),
-            "by user name, from any address"
-        );
-        assert!(
-            throttle.login_blocked("alice", "1.2.3.4").is_none(),
-            "the address has room for 8"
-        );
     }
 }

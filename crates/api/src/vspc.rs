@@ -2,8 +2,8 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use standby_model::{FailoverPlan, SessionKind, Timestamp};
 use standby_query::{Catalog, Filter, Selection, SortOrder};
@@ -12,9 +12,11 @@ use standby_store::{ListQuery, NewAsyncAction, NewSession, Page};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::access::{ReadAccess, WriteAccess};
 use crate::auth::Principal;
 use crate::envelope::{self, to_wire};
 use crate::error::{ApiError, ApiResult};
+use crate::middleware::{IdempotentRequest, keep_response, stored_response};
 use crate::params::{Body, QueryParams, Version, path_uid};
 use crate::patch;
 
@@ -153,10 +155,9 @@ async fn visible_plan(
 pub async fn list_plans(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let key = read_key("plans", &principal, version, None, raw.as_deref());
     cached_read(
         &state,
@@ -170,11 +171,10 @@ pub async fn list_plans(
 pub async fn list_server_plans(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let server = path_uid("backupServerUid", path)?;
     let key = read_key(
         "server plans",
@@ -194,11 +194,10 @@ pub async fn list_server_plans(
 pub async fn get_plan(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let uid = path_uid("planUid", path)?;
     let key = read_key("plan", &principal, version, Some(uid), raw.as_deref());
     cached_read(&state, key, async {
@@ -214,13 +213,12 @@ pub async fn get_plan(
 pub async fn patch_plan(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    WriteAccess(principal): WriteAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    principal.require_write()?;
     let uid = path_uid("planUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
     let selection = Selection::parse(params.get("select"), &PLAN_CATALOG, version.0)?;
@@ -319,11 +317,13 @@ fn parse_start(params: &QueryParams, now: Timestamp) -> ApiResult<StartRequest> 
 }
 
 /// Queues a session for a plan and answers as VSPC does: 200 `EmptyResponse` with a `Location`
-/// header naming the async action (whose id is the `X-Request-id` when one was sent).
+/// header naming the async action (whose id is the `X-Request-id` when one was sent). Under an
+/// `X-Request-id` the answer is stored in the same transaction as the session, so a retry after
+/// the process died between the two still replays it.
 async fn queue_session(
     state: &AppState,
     principal: &Principal,
-    headers: &HeaderMap,
+    idempotent: Option<IdempotentRequest>,
     plan: Uuid,
     kind: SessionKind,
     requested_point: Option<Timestamp>,
@@ -334,12 +334,12 @@ async fn queue_session(
         SessionKind::Undo => "UndoBackupFailoverPlan",
         SessionKind::Failover | SessionKind::Test => "StartBackupFailoverPlan",
     };
-    let action = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Uuid::parse_str(v.trim()).ok())
-        .unwrap_or_else(Uuid::now_v7);
-    let result = serde_json::json!({"data": {}, "errors": []}).to_string();
+    let action = idempotent.map_or_else(Uuid::now_v7, |request| request.0);
+    // A path: the location layer makes it absolute with the address this client used.
+    let answer = keep_response(envelope::empty_with_location(&format!(
+        "/api/v3/asyncActions/{action}"
+    )))
+    .await?;
     let session = NewSession {
         uid: Uuid::now_v7(),
         plan_uid: plan,
@@ -351,8 +351,9 @@ async fn queue_session(
             initiator_uid: principal.user_uid,
             action_name: action_name.to_owned(),
             query_parameters: params.grouped(),
-            result,
+            result: String::from_utf8_lossy(&answer.body).into_owned(),
         },
+        idempotent_answer: idempotent.map(|request| (request.0, answer.clone())),
     };
     match state
         .store
@@ -371,29 +372,18 @@ async fn queue_session(
         engine.notify();
     }
     tracing::info!(plan.uid = %plan, session.uid = %session.uid, action.id = %action, kind = kind.as_str(), user.name = %principal.name, "session queued");
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost:1280");
-    let mut response = envelope::empty();
-    if let Ok(location) =
-        HeaderValue::from_str(&format!("http://{host}/api/v3/asyncActions/{action}"))
-    {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(stored_response(answer))
 }
 
 /// `POST /infrastructure/backupServers/failoverplans/{planUid}/start`
 pub async fn start_plan(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    WriteAccess(principal): WriteAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    idempotent: Option<Extension<IdempotentRequest>>,
 ) -> ApiResult<Response> {
-    principal.require_write()?;
     let uid = path_uid("planUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
     let request = parse_start(&params, Timestamp::now())?;
@@ -405,7 +395,7 @@ pub async fn start_plan(
     queue_session(
         &state,
         &principal,
-        &headers,
+        idempotent.map(|Extension(request)| request),
         uid,
         kind,
         request.point_in_time,
@@ -418,18 +408,17 @@ pub async fn start_plan(
 pub async fn undo_plan(
     State(state): State<AppState>,
     _version: Version,
-    principal: Principal,
+    WriteAccess(principal): WriteAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    idempotent: Option<Extension<IdempotentRequest>>,
 ) -> ApiResult<Response> {
-    principal.require_write()?;
     let uid = path_uid("planUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
     queue_session(
         &state,
         &principal,
-        &headers,
+        idempotent.map(|Extension(request)| request),
         uid,
         SessionKind::Undo,
         None,
@@ -442,10 +431,9 @@ pub async fn undo_plan(
 pub async fn list_objects(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let key = read_key("objects", &principal, version, None, raw.as_deref());
     cached_read(
         &state,
@@ -459,11 +447,10 @@ pub async fn list_objects(
 pub async fn list_server_objects(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let server = path_uid("backupServerUid", path)?;
     let key = read_key(
         "server objects",
@@ -483,11 +470,10 @@ pub async fn list_server_objects(
 pub async fn list_plan_objects(
     State(state): State<AppState>,
     version: Version,
-    principal: Principal,
+    ReadAccess(principal): ReadAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    principal.require_read()?;
     let uid = path_uid("planUid", path)?;
     let key = read_key(
         "plan objects",

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 const TICKS_PER_SECOND: i64 = 10_000_000;
 
@@ -18,9 +18,14 @@ pub struct Timestamp {
 pub enum TimestampError {
     #[error("'{0}' is not a date (YYYY-MM-DD) or an RFC 3339 date-time")]
     Unparsable(String),
-    #[error("'{0}' is outside the supported range of instants")]
+    #[error("'{0}' is outside the supported range of instants (years 0001 to 9999, UTC)")]
     OutOfRange(String),
 }
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.9999999Z: the instants RFC 3339 (four-digit
+/// years) and .NET's `DateTime` can both write.
+const MIN_TICKS: i64 = -621_355_968_000_000_000;
+const MAX_TICKS: i64 = 2_534_023_007_999_999_999;
 
 impl Timestamp {
     pub const fn from_ticks(ticks: i64) -> Self {
@@ -94,10 +99,14 @@ impl Timestamp {
         } else {
             return Err(TimestampError::Unparsable(text.to_owned()));
         };
-        let nanos = at.to_offset(UtcOffset::UTC).unix_timestamp_nanos();
+        // The instant itself, whatever the offset: converting to UTC first would panic for an
+        // instant whose UTC year is past the date library's range (9999-12-31T23:30-01:00).
+        let nanos = at.unix_timestamp_nanos();
         i64::try_from(nanos.div_euclid(100))
+            .ok()
+            .filter(|ticks| (MIN_TICKS..=MAX_TICKS).contains(ticks))
             .map(Self::from_ticks)
-            .map_err(|_| TimestampError::OutOfRange(text.to_owned()))
+            .ok_or_else(|| TimestampError::OutOfRange(text.to_owned()))
     }
 
     /// The vendor's wire form: UTC, seven fractional digits, `+00:00`.
@@ -183,6 +192,29 @@ mod tests {
             "27/11/2026",
         ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad} should not parse");
+        }
+    }
+
+    #[test]
+    fn refuses_years_outside_0001_to_9999_in_utc() {
+        for bad in [
+            "-0001-01-01T00:00:00",
+            "-2026-11-26",
+            "0000-12-31T23:59:59Z",
+            "0001-01-01T00:30:00+01:00",
+            "9999-12-31T23:30:00-01:00",
+            "+10000-01-01",
+        ] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad} should be refused");
+        }
+        for (edge, wire) in [
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.0000000+00:00"),
+            (
+                "9999-12-31T23:59:59.9999999Z",
+                "9999-12-31T23:59:59.9999999+00:00",
+            ),
+        ] {
+            assert_eq!(Timestamp::parse(edge).unwrap().to_wire(), wire);
         }
     }
 

@@ -14,6 +14,9 @@ const PARAMETER: &str = "filter";
 /// Bounds on one filter, so a hostile query cannot build unbounded SQL.
 const MAX_NODES: usize = 1_000;
 const MAX_VALUES: usize = 10_000;
+/// Groups nested deeper than this are refused: the compiled SQL stays far inside every backend's
+/// expression-depth limit (SQLite's is 1,000), whatever the filter's shape.
+const MAX_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
@@ -128,6 +131,7 @@ impl Filter {
         let mut budget = Budget {
             nodes: 0,
             values: 0,
+            depth: 0,
         };
         let parsed = items
             .iter()
@@ -145,6 +149,7 @@ impl Filter {
 struct Budget {
     nodes: usize,
     values: usize,
+    depth: usize,
 }
 
 fn parse_expression(
@@ -204,10 +209,18 @@ fn parse_expression(
                 ));
             }
         };
+        budget.depth += 1;
+        if budget.depth > MAX_DEPTH {
+            return Err(QueryError::new(
+                PARAMETER,
+                format!("The filter nests groups more than {MAX_DEPTH} deep."),
+            ));
+        }
         let children = items
             .iter()
             .map(|item| parse_expression(item, catalog, version, budget))
             .collect::<Result<Vec<_>, _>>()?;
+        budget.depth -= 1;
         return Ok(make(children));
     }
     let op = LeafOp::parse(operation).ok_or_else(|| {
@@ -351,6 +364,11 @@ fn typed_scalar(
 ) -> Result<Scalar, String> {
     if raw.is_null() {
         return Ok(Scalar::Null);
+    }
+    // No stored text holds NUL (PostgreSQL cannot store it at all), and neither the full-text
+    // index nor PostgreSQL's parameters accept it: refused here, before any backend sees it.
+    if matches!(raw, Value::String(text) if text.contains('\0')) {
+        return Err("text values cannot contain the NUL character (U+0000).".into());
     }
     match property.value_type {
         ValueType::Text => match raw {

@@ -142,16 +142,13 @@ impl<'d> SqlBuilder<'d> {
                 if items.is_empty() {
                     return self.push("(1=0)");
                 }
-                self.push("((");
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.push(" + ");
-                    }
-                    self.push("CASE WHEN ");
-                    self.push_filter(item);
-                    self.push(" THEN 1 ELSE 0 END");
-                }
-                self.push(") = 1)")
+                self.push("(");
+                self.push_balanced(items, " + ", &mut |this, item| {
+                    this.push("CASE WHEN ");
+                    this.push_filter(item);
+                    this.push(" THEN 1 ELSE 0 END");
+                });
+                self.push(" = 1)")
             }
             Filter::Leaf(leaf) => self.push_leaf(leaf),
         }
@@ -161,14 +158,37 @@ impl<'d> SqlBuilder<'d> {
         if items.is_empty() {
             return self.push(empty);
         }
-        self.push("(");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                self.push(joiner);
+        self.push_balanced(items, joiner, &mut |this, item| {
+            this.push_filter(item);
+        });
+        self
+    }
+
+    /// `items` joined by a binary operator as a balanced tree, `((a OP b) OP (c OP d))`: SQL
+    /// parsers nest a flat chain one level per item, and a backend refuses expressions past its
+    /// depth limit (SQLite: 1,000), so a 1,000-item group must not become a 1,000-deep tree.
+    fn push_balanced(
+        &mut self,
+        items: &[Filter],
+        joiner: &str,
+        push_item: &mut dyn FnMut(&mut Self, &Filter),
+    ) {
+        match items {
+            [] => {}
+            [only] => {
+                self.push("(");
+                push_item(self, only);
+                self.push(")");
             }
-            self.push_filter(item);
+            _ => {
+                let (left, right) = items.split_at(items.len() / 2);
+                self.push("(");
+                self.push_balanced(left, joiner, push_item);
+                self.push(joiner);
+                self.push_balanced(right, joiner, push_item);
+                self.push(")");
+            }
         }
-        self.push(")")
     }
 
     fn push_leaf(&mut self, leaf: &Leaf) -> &mut Self {
@@ -247,18 +267,20 @@ impl<'d> SqlBuilder<'d> {
                 self.push(")")
             }
             (LeafOp::Superset, Operand::List(values)) => {
-                if values.is_empty() {
-                    return self.push("(1=1)");
-                }
+                // A scalar property (a set of at most one element) contains every value only
+                // when they are all one value: values are already collation keys, so distinct
+                // ones can never all equal the column. One comparison, however many values.
                 let mut distinct: Vec<&Scalar> = values.iter().collect();
                 distinct.sort();
                 distinct.dedup();
-                self.push(&format!("({column} IS NOT NULL"));
-                for value in distinct {
-                    self.push(&format!(" AND {column} = "));
-                    self.push_bind(value.clone());
+                match distinct.as_slice() {
+                    [] => self.push("(1=1)"),
+                    [value] => {
+                        compare(self, "=", value);
+                        self
+                    }
+                    _ => self.push("(1=0)"),
                 }
-                self.push(")")
             }
             // The parser never builds any other combination; match nothing rather than panic.
             _ => self.push("(1=0)"),

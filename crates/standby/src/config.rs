@@ -96,6 +96,11 @@ pub struct ServeArgs {
     /// connection is closed after as long [default: 30].
     #[arg(long, env = "STANDBY_HEADER_READ_TIMEOUT_SECONDS")]
     header_read_timeout_seconds: Option<u64>,
+    /// The address clients reach this server by, behind a proxy or load balancer
+    /// (`https://dr.example.com` or with a path prefix): `Location` headers start with it
+    /// [default: the scheme served and the authority each request names].
+    #[arg(long, env = "STANDBY_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 /// The config file's keys.
@@ -125,6 +130,7 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     header_read_timeout_seconds: Option<u64>,
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +253,16 @@ impl Settings {
             (None, None) => None,
             _ => bail!("--tls-cert and --tls-key go together"),
         };
+        let public_url = args
+            .public_url
+            .or(file.public_url)
+            .map(|text| parse_public_url(&text))
+            .transpose()?;
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1280)));
+        let serves_tls = tls.is_some();
         Ok(Settings {
             tls,
             header_read_timeout: Duration::from_secs(
@@ -268,10 +284,7 @@ impl Settings {
                 boot_ms,
                 ..Default::default()
             },
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1280))),
+            listen,
             store,
             demo: args.demo.or(file.demo).unwrap_or(false),
             fleet: args.fleet.or(file.fleet),
@@ -305,10 +318,32 @@ impl Settings {
                         .max(1),
                     ..Default::default()
                 },
+                public_url,
+                tls: serves_tls,
+                own_authority: listen.to_string(),
             },
             admin,
         })
     }
+}
+
+/// `--public-url`: an absolute http(s) URL with a host, no query or fragment; kept without its
+/// trailing slash so that `Location` paths append to it.
+fn parse_public_url(text: &str) -> anyhow::Result<String> {
+    let url = reqwest::Url::parse(text.trim())
+        .with_context(|| format!("public_url '{text}' is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        bail!(
+            "public_url must be http(s)://HOST[:PORT][/PREFIX], without credentials, query or fragment; not '{text}'"
+        );
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `MIN-MAX` (or a single number) in milliseconds.

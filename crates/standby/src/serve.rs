@@ -128,7 +128,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             server
                 .http_builder()
                 .http1()
-                .header_read_timeout(settings.header_read_timeout);
+                .header_read_timeout(settings.header_read_timeout)
+                .max_headers(standby_api::middleware::HTTP1_MAX_HEADERS)
+                .max_buf_size(standby_api::middleware::HTTP1_MAX_BUFFER_BYTES);
             server
                 .serve(app)
                 .await
@@ -148,7 +150,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             server
                 .http_builder()
                 .http1()
-                .header_read_timeout(settings.header_read_timeout);
+                .header_read_timeout(settings.header_read_timeout)
+                .max_headers(standby_api::middleware::HTTP1_MAX_HEADERS)
+                .max_buf_size(standby_api::middleware::HTTP1_MAX_BUFFER_BYTES);
             server
                 .serve(app)
                 .await

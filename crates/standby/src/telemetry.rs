@@ -7,17 +7,27 @@
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Registry;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry};
 
 use crate::config::LogFormat;
 
 pub fn init(format: LogFormat) {
     // PostgreSQL's notices ("relation ... already exists, skipping") are not news.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
+    const DEFAULT: &str = "info,sqlx::postgres::notice=warn";
+    // `RUST_LOG` as `Targets`: a level and `target=level` directives, comma-separated (span and
+    // field filters would need the regex engine in every build for no user of ours).
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => {
+            directives.parse::<Targets>().unwrap_or_else(|error| {
+                eprintln!("standby: RUST_LOG '{directives}' ignored ({error}); using {DEFAULT}");
+                default_targets(DEFAULT)
+            })
+        }
+        _ => default_targets(DEFAULT),
+    };
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -33,6 +43,10 @@ pub fn init(format: LogFormat) {
             StoreQueryMetrics.with_filter(Targets::new().with_target("sqlx::query", Level::DEBUG)),
         )
         .init();
+}
+
+fn default_targets(directives: &str) -> Targets {
+    directives.parse().unwrap_or_default()
 }
 
 /// Records each finished statement's duration, labelled by its verb.

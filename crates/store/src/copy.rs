@@ -230,6 +230,11 @@ pub static TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "login_attempts",
+        key: &["key"],
+        columns: &[("key", Text), ("attempts", Int), ("expires_at", Int)],
+    },
+    TableSpec {
         name: "jobs",
         key: &["uid"],
         columns: &[

@@ -9,6 +9,7 @@ pub mod copy;
 pub mod freshness;
 mod keys;
 pub mod location;
+mod migrations;
 pub mod postgres;
 mod rows;
 pub mod sessions;
@@ -165,6 +166,15 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+/// The answer to a login attempt's reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// Counted; the password may be checked.
+    Admitted,
+    /// The window's attempts are used up: wait this long.
+    Blocked { retry_after_seconds: u64 },
+}
+
 /// What to do with a request carrying an `X-Request-id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
@@ -256,6 +266,19 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
         now: Timestamp,
     ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError>;
+
+    /// Counts one login attempt against `key` (a user name's or an address's), atomically and
+    /// for every node sharing the database: `Admitted` while fewer than `limit` are counted in
+    /// the key's current window of `window_seconds`, else `Blocked` until the window ends.
+    async fn reserve_login_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        window_seconds: i64,
+        now: Timestamp,
+    ) -> Result<LoginAttempt, StoreError>;
+    /// Gives back an attempt of the current window (the login succeeded; only failures count).
+    async fn refund_login_attempt(&self, key: &str, now: Timestamp) -> Result<(), StoreError>;
 
     async fn reserve_request(
         &self,

@@ -15,6 +15,9 @@ pub struct NewSession {
     pub requested_point: Option<Timestamp>,
     pub started_by: String,
     pub action: NewAsyncAction,
+    /// The `X-Request-id` this start or undo was sent under and the answer to keep for it,
+    /// written in the session's transaction: a retry after a crash between the two replays.
+    pub idempotent_answer: Option<(Uuid, crate::StoredResponse)>,
 }
 
 #[derive(Debug, Clone)]

@@ -62,6 +62,10 @@ async fn populated(location: &Location) {
         })
         .await
         .unwrap();
+    store
+        .reserve_login_attempt("user:zoë", 5, 300, Timestamp::now())
+        .await
+        .unwrap();
     let request = IdempotencyKey {
         request_id: Uuid::now_v7(),
         principal_uid: user.uid,
@@ -115,6 +119,7 @@ async fn populated(location: &Location) {
             query_parameters: BTreeMap::from([("datetime".into(), vec!["2026-11-01".into()])]),
             result: "{}".into(),
         },
+        idempotent_answer: None,
     };
     assert!(
         store

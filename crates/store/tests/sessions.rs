@@ -45,6 +45,7 @@ async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
             query_parameters: BTreeMap::new(),
             result: "{}".into(),
         },
+        idempotent_answer: None,
     };
     let now = Timestamp::now();
     let first = new(Uuid::now_v7());
@@ -196,6 +197,7 @@ async fn racing_workers_claim_each_job_once() {
                 query_parameters: BTreeMap::new(),
                 result: "{}".into(),
             },
+            idempotent_answer: None,
         };
         assert!(
             store
@@ -248,4 +250,83 @@ async fn racing_workers_claim_each_job_once() {
     }
     let work = store.session_work(session).await.unwrap().unwrap();
     assert_eq!(work.message_titles.len(), 10, "{:?}", work.message_titles);
+}
+
+/// Issue 14, defect 7: the process dies after a start under an `X-Request-id` committed and before
+/// its answer was recorded on its own. The answer went in with the session, so the retry is a
+/// replay of that answer, not "still being processed" and then "already running".
+#[tokio::test]
+async fn a_start_and_its_idempotent_answer_commit_together() {
+    let store = common::fresh_store().await;
+    store
+        .import_fleet(&demo_fleet(Timestamp::now()))
+        .await
+        .unwrap();
+    let plan = store
+        .list_plans(&standby_store::ListQuery {
+            scope: Scope::All,
+            server: None,
+            plan: None,
+            filter: standby_query::Filter::And(vec![]),
+            order: standby_query::SortOrder::default_for(&standby_store::catalog::PLAN_CATALOG),
+            paging: standby_query::Paging {
+                limit: 500,
+                offset: 0,
+            },
+        })
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|p| p.status == PlanStatus::Ready)
+        .unwrap();
+    let request_id = Uuid::now_v7();
+    let key = standby_store::IdempotencyKey {
+        request_id,
+        principal_uid: Uuid::from_u128(7),
+        fingerprint: "POST start".into(),
+    };
+    let now = Timestamp::now();
+    let later = now.plus_seconds(300);
+    assert_eq!(
+        store.reserve_request(&key, now, later).await.unwrap(),
+        standby_store::Reservation::Fresh
+    );
+    let answer = standby_store::StoredResponse {
+        status: 200,
+        headers: vec![(
+            "location".into(),
+            format!("/api/v3/asyncActions/{request_id}"),
+        )],
+        body: br#"{"data":{},"errors":[]}"#.to_vec(),
+    };
+    let session = NewSession {
+        uid: Uuid::now_v7(),
+        plan_uid: plan.instance_uid,
+        kind: SessionKind::Test,
+        requested_point: None,
+        started_by: "test".into(),
+        action: NewAsyncAction {
+            uid: request_id,
+            initiator_uid: key.principal_uid,
+            action_name: "StartBackupFailoverPlan".into(),
+            query_parameters: BTreeMap::new(),
+            result: "{}".into(),
+        },
+        idempotent_answer: Some((request_id, answer.clone())),
+    };
+    assert!(
+        store
+            .begin_session(Scope::All, &session, now)
+            .await
+            .unwrap()
+    );
+    // No complete_request: the process is gone. The retry, even after the abandoned-reservation
+    // time has passed, replays the answer.
+    for at in [now.plus_seconds(1), now.plus_seconds(121)] {
+        assert_eq!(
+            store.reserve_request(&key, at, later).await.unwrap(),
+            standby_store::Reservation::Replay(answer.clone()),
+        );
+    }
 }

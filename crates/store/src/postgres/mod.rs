@@ -46,7 +46,8 @@ const SNAPSHOT: Option<&str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE 
 /// Other nodes may hold leases: a job is taken over only when its lease runs out.
 const SINGLE_NODE: bool = false;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATOR: &std::sync::LazyLock<sqlx::migrate::Migrator> =
+    &crate::migrations::POSTGRES_MIGRATOR;
 
 /// Connections per node unless the URL says otherwise (`?max_connections=N` is not a libpq
 /// option, so it is read and removed here).

@@ -1,4 +1,4 @@
-//! Users and bearer tokens.
+//! Users, bearer tokens and login attempts.
 
 use super::{DbRow, Pool};
 use sqlx::Row;
@@ -6,7 +6,7 @@ use standby_model::{Role, Timestamp, WireEnum};
 use uuid::Uuid;
 
 use crate::rows::{parse_enum, parse_optional_uid, parse_uid, uid_text};
-use crate::{StoreError, TokenKind, TokenRecord, UserRecord};
+use crate::{LoginAttempt, StoreError, TokenKind, TokenRecord, UserRecord};
 
 const USER_COLUMNS: &str = "u.uid, u.name, u.organization_uid, u.role, u.password_hash, u.disabled";
 const TOKEN_COLUMNS: &str =
@@ -377,4 +377,59 @@ pub(super) async fn list_audit(
         items,
         total: total.max(0) as u64,
     })
+}
+
+/// Counts one login attempt for `key`, unless `limit` are already counted in its window: the test
+/// and the count are one statement, so of many concurrent attempts at most `limit` get through.
+pub(super) async fn reserve_login_attempt(
+    pool: &Pool,
+    key: &str,
+    limit: u32,
+    window_seconds: i64,
+    now: Timestamp,
+) -> Result<LoginAttempt, StoreError> {
+    let admitted = sqlx::query(
+        "INSERT INTO login_attempts (key, attempts, expires_at) VALUES ($1, 1, $2) \
+         ON CONFLICT (key) DO UPDATE SET \
+           attempts = CASE WHEN login_attempts.expires_at <= $3 THEN 1 ELSE login_attempts.attempts + 1 END, \
+           expires_at = CASE WHEN login_attempts.expires_at <= $3 THEN $2 ELSE login_attempts.expires_at END \
+         WHERE login_attempts.expires_at <= $3 OR login_attempts.attempts < $4 \
+         RETURNING attempts",
+    )
+    .bind(key)
+    .bind(now.plus_seconds(window_seconds).ticks())
+    .bind(now.ticks())
+    .bind(i64::from(limit))
+    .fetch_optional(pool)
+    .await?;
+    if admitted.is_some() {
+        return Ok(LoginAttempt::Admitted);
+    }
+    let expires_at: Option<i64> =
+        sqlx::query_scalar("SELECT expires_at FROM login_attempts WHERE key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
+    let remaining = expires_at.map_or(0, |ticks| {
+        (Timestamp::from_ticks(ticks).unix_seconds() - now.unix_seconds()).max(0)
+    });
+    Ok(LoginAttempt::Blocked {
+        retry_after_seconds: u64::try_from(remaining).unwrap_or(0).max(1),
+    })
+}
+
+/// Gives back an attempt counted in the current window (the login succeeded: failures count).
+pub(super) async fn refund_login_attempt(
+    pool: &Pool,
+    key: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE login_attempts SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0 AND expires_at > $2",
+    )
+    .bind(key)
+    .bind(now.ticks())
+    .execute(pool)
+    .await?;
+    Ok(())
 }

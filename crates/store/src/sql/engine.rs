@@ -116,6 +116,9 @@ pub(super) async fn begin_session(
     .bind(now.ticks())
     .execute(&mut *tx)
     .await?;
+    if let Some((request_id, answer)) = &new.idempotent_answer {
+        super::idempotency::complete(&mut *tx, *request_id, answer).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }

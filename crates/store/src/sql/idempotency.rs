@@ -74,8 +74,10 @@ pub(super) async fn reserve(
     }))
 }
 
-pub(super) async fn complete(
-    pool: &Pool,
+/// Keeps the response for a reservation; on its own or inside the transaction of the change it
+/// answers.
+pub(super) async fn complete<'e>(
+    executor: impl sqlx::Executor<'e, Database = super::Db>,
     request_id: Uuid,
     response: &StoredResponse,
 ) -> Result<(), StoreError> {
@@ -91,7 +93,7 @@ pub(super) async fn complete(
     .bind(headers)
     .bind(&response.body)
     .bind(uid_text(request_id))
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(())
 }

@@ -162,6 +162,20 @@ impl Store for super::BackendStore {
         result
     }
 
+    async fn reserve_login_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        window_seconds: i64,
+        now: Timestamp,
+    ) -> Result<LoginAttempt, StoreError> {
+        super::auth::reserve_login_attempt(&self.writer, key, limit, window_seconds, now).await
+    }
+
+    async fn refund_login_attempt(&self, key: &str, now: Timestamp) -> Result<(), StoreError> {
+        super::auth::refund_login_attempt(&self.writer, key, now).await
+    }
+
     async fn reserve_request(
         &self,
         key: &IdempotencyKey,
@@ -196,7 +210,14 @@ impl Store for super::BackendStore {
             .bind(now.ticks())
             .execute(&self.writer)
             .await?;
-        Ok(requests.rows_affected() + tokens.rows_affected() + actions.rows_affected())
+        let logins = sqlx::query("DELETE FROM login_attempts WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.writer)
+            .await?;
+        Ok(requests.rows_affected()
+            + tokens.rows_affected()
+            + actions.rows_affected()
+            + logins.rows_affected())
     }
 
     async fn begin_session(

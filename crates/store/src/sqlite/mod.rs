@@ -48,7 +48,8 @@ const SNAPSHOT: Option<&str> = None;
 /// Only this process uses the file: jobs still leased at start-up were held by a dead process.
 const SINGLE_NODE: bool = true;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATOR: &std::sync::LazyLock<sqlx::migrate::Migrator> =
+    &crate::migrations::SQLITE_MIGRATOR;
 
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "standby.db";
