@@ -2,12 +2,26 @@
 """Prints one of the two commands the README opens with, word for word, so that CI runs exactly
 what a new user copies: `readme_commands.py first` (run Standby on the demo) or `second` (the
 tests). The commands are the first two lines of README.md's first ```sh block, without their
-trailing `# comment`. Fails loudly if the README no longer has that shape."""
+trailing `# comment`, character for character. Fails loudly if the README no longer has that
+shape."""
 import os
-import shlex
 import sys
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+
+
+def without_comment(line):
+    """The line as written, up to a `#` that starts a word outside quotes (a shell comment)."""
+    quote = None
+    for i, c in enumerate(line):
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
 
 
 def opening_commands(text):
@@ -20,13 +34,9 @@ def opening_commands(text):
     for line in lines[start + 1:]:
         if line.strip() == "```":
             break
-        # shlex drops a trailing comment the way the shell does, quotes included.
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=False)
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
-        words = list(lexer)
-        if words:
-            commands.append(shlex.join(words))
+        command = without_comment(line).strip()
+        if command:
+            commands.append(command)
     if len(commands) != 2:
         sys.exit(f"README.md's first ```sh block must hold exactly two commands, found {len(commands)}")
     return commands

@@ -117,8 +117,18 @@ fn outcome_of(status: u16) -> &'static str {
     }
 }
 
-/// Writes an audit record; a failure to record is logged, never turned into the request's failure.
-pub async fn record(store: &dyn Store, entry: AuditEntry) {
+/// Writes an audit record, every field bounded; a failure to record is logged, never turned into
+/// the request's failure.
+pub async fn record(store: &dyn Store, mut entry: AuditEntry) {
+    for field in [
+        &mut entry.actor_name,
+        &mut entry.address,
+        &mut entry.action,
+        &mut entry.detail,
+    ] {
+        *field = bounded(std::mem::take(field));
+    }
+    entry.target = entry.target.map(bounded);
     if let Err(error) = store.record_audit(&entry).await {
         tracing::error!(%error, action = %entry.action, "could not write an audit record");
     }
@@ -155,12 +165,12 @@ pub async fn audit_writes(
             uid: Uuid::now_v7(),
             at: Timestamp::now(),
             actor_uid: principal.as_ref().map(|p| p.user_uid),
-            actor_name: bounded(principal.map_or_else(|| "anonymous".to_owned(), |p| p.name)),
+            actor_name: principal.map_or_else(|| "anonymous".to_owned(), |p| p.name),
             address,
-            action: bounded(action),
-            target: target.map(bounded),
+            action,
+            target,
             outcome: outcome_of(status).to_owned(),
-            detail: bounded(detail),
+            detail,
         },
     )
     .await;

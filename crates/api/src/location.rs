@@ -1,5 +1,5 @@
 //! Absolute `Location` headers. Handlers answer with a path (`/api/v3/asyncActions/{id}`); this
-//! layer, outermost, makes it absolute with the address the client used: `--public-url` when set
+//! layer, outside every API layer (the idempotency layer included), makes it absolute with the address the client used: `--public-url` when set
 //! (a deployment behind a proxy), else the scheme this server speaks and the request's authority
 //! (HTTP/2's `:authority`, HTTP/1.1's `Host`). A stored idempotent answer keeps the path, so a
 //! replay through another address is made absolute afresh rather than pinned to the first one.
@@ -14,7 +14,10 @@ use axum::response::Response;
 
 use crate::{ApiSettings, AppState};
 
-/// Where the client reached this server: `scheme://authority[/prefix]`, no trailing slash.
+/// Where the client reached this server: `scheme://authority[/prefix]`, no trailing slash. Only a
+/// plain `host[:port]` is echoed back (no user info); anything else falls back to our own address.
+/// Without `--public-url` the client's `Host` is trusted, as the issue asks and as HTTP servers do
+/// for relative-to-absolute links; behind a proxy, set `--public-url`.
 fn base_of(settings: &ApiSettings, request: &Request) -> String {
     if let Some(url) = &settings.public_url {
         return url.clone();
@@ -22,16 +25,14 @@ fn base_of(settings: &ApiSettings, request: &Request) -> String {
     let scheme = if settings.tls { "https" } else { "http" };
     let from_host = || {
         let host = request.headers().get(header::HOST)?.to_str().ok()?;
-        // Only a plain `host[:port]` is echoed back; anything else falls back to our own address.
-        Authority::from_str(host)
-            .ok()
-            .filter(|authority| !authority.as_str().contains('@'))
+        Authority::from_str(host).ok()
     };
     let authority = request
         .uri()
         .authority()
         .cloned()
         .or_else(from_host)
+        .filter(|authority| !authority.as_str().contains('@'))
         .map_or_else(|| settings.own_authority.clone(), |a| a.to_string());
     format!("{scheme}://{authority}")
 }
@@ -85,6 +86,10 @@ mod tests {
         );
         assert_eq!(
             base_of(&settings, &request("/x", Some("evil.example@x"))),
+            format!("https://{}", settings.own_authority)
+        );
+        assert_eq!(
+            base_of(&settings, &request("http://user@evil.example/x", None)),
             format!("https://{}", settings.own_authority)
         );
         assert_eq!(

@@ -22,14 +22,14 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// (The HTTP/1 server refuses a target over 65,534 bytes itself, with an empty 414.)
 pub const MAX_URI_BYTES: usize = 48 * 1024;
 /// The most request headers, and their largest total size (names and values). Past either: 431
-/// in the envelope. The HTTP server is configured to let a little more than this through
-/// (`HTTP1_MAX_HEADERS`); beyond its own hard limits it answers 414/431 with an empty body.
+/// in the envelope.
 pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// What the HTTP/1 server admits, so that this layer, not the server, refuses with a body.
-pub const HTTP1_MAX_HEADERS: usize = 2 * MAX_HEADERS;
-/// Headers a request sends past this many bytes are refused by the HTTP server itself.
-pub const HTTP1_MAX_BUFFER_BYTES: usize = 4 * MAX_HEADER_BYTES;
+/// What the HTTP server itself admits (HTTP/1 headers, and the request head or HTTP/2 header
+/// list in bytes), a little past the limits above so that `request_limits`, not the server,
+/// refuses with a body. Past these the server answers 414/431 itself, with an empty body.
+pub const SERVER_MAX_HEADERS: usize = 2 * MAX_HEADERS;
+pub const SERVER_MAX_HEAD_BYTES: usize = 4 * MAX_HEADER_BYTES;
 
 /// Headers worth keeping with a stored response.
 const KEPT_HEADERS: [&str; 2] = ["content-type", "location"];
@@ -75,6 +75,9 @@ async fn replay_or_run(
             .await
             .map_err(IntoResponse::into_response)?,
     };
+    if let Some(slot) = request.extensions().get::<crate::audit::PrincipalSlot>() {
+        slot.fill(&principal);
+    }
     // Every PATCH and POST here is a write: a replay is answered only to someone who may make
     // the request itself.
     crate::access::check_write(&principal).map_err(IntoResponse::into_response)?;

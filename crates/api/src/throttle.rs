@@ -89,33 +89,23 @@ impl Throttle {
         }
     }
 
-    /// Seconds until the key's window resets, if `add` more would pass `limit`; else counts them.
-    fn window(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-        add: u32,
-        check_only: bool,
-    ) -> Option<u64> {
+    /// Counts one request against the key's window, or says in how many seconds the window
+    /// resets if it is used up.
+    fn window(&self, key: &str, limit: u32, window: Duration) -> Option<u64> {
         let now = Instant::now();
         let mut windows = self.windows.lock().ok()?;
         if windows.len() > 100_000 {
             // Forget finished windows so a flood of addresses cannot grow this without bound.
-            windows.retain(|_, (start, _)| {
-                now.duration_since(*start) < window.max(self.settings.login_window)
-            });
+            windows.retain(|_, (start, _)| now.duration_since(*start) < window);
         }
         let entry = windows.entry(key.to_owned()).or_insert((now, 0));
         if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
-        if entry.1.saturating_add(add.max(1)) > limit && (check_only || add > 0) {
+        if entry.1.saturating_add(1) > limit {
             return Some(window.saturating_sub(now.duration_since(entry.0)).as_secs() + 1);
         }
-        if !check_only {
-            entry.1 += add;
-        }
+        entry.1 += 1;
         None
     }
 
@@ -143,8 +133,6 @@ impl Throttle {
             &window_key,
             settings.user_per_window.saturating_mul(factor),
             settings.window,
-            1,
-            false,
         ) {
             return Err(throttled(
                 retry,
@@ -187,7 +175,9 @@ impl Throttle {
                 .reserve_login_attempt(&key, limit, window, now)
                 .await?
             {
-                LoginAttempt::Admitted => reservation.keys.push(key),
+                LoginAttempt::Admitted { window_ends } => {
+                    reservation.keys.push((key, window_ends));
+                }
                 LoginAttempt::Blocked {
                     retry_after_seconds,
                 } => {
@@ -211,7 +201,8 @@ pub enum LoginGate {
 /// A counted login attempt.
 #[must_use]
 pub struct LoginReservation {
-    keys: Vec<String>,
+    /// Each key counted, with the end of the window it was counted in.
+    keys: Vec<(String, Timestamp)>,
 }
 
 impl LoginReservation {
@@ -221,9 +212,8 @@ impl LoginReservation {
     }
 
     async fn give_back(&self, store: &dyn Store) {
-        let now = Timestamp::now();
-        for key in &self.keys {
-            if let Err(error) = store.refund_login_attempt(key, now).await {
+        for (key, window_ends) in &self.keys {
+            if let Err(error) = store.refund_login_attempt(key, *window_ends).await {
                 tracing::warn!(%error, "could not give back a login attempt");
             }
         }

@@ -7,6 +7,24 @@ use anyhow::Context;
 use standby_fleet::FleetFile;
 use standby_model::Timestamp;
 
+/// The HTTP server's own limits: slow clients time out, and requests pass through to Standby's
+/// `request_limits` layer (which refuses them in the error envelope) up to a little past its
+/// limits, on HTTP/1 and HTTP/2 alike. (A macro: the plain and the TLS server are different types.)
+macro_rules! limit_requests {
+    ($server:expr, $header_read_timeout:expr) => {{
+        use standby_api::middleware::{SERVER_MAX_HEAD_BYTES, SERVER_MAX_HEADERS};
+        let builder = $server.http_builder();
+        builder
+            .http1()
+            .header_read_timeout($header_read_timeout)
+            .max_headers(SERVER_MAX_HEADERS)
+            .max_buf_size(SERVER_MAX_HEAD_BYTES);
+        builder
+            .http2()
+            .max_header_list_size(u32::try_from(SERVER_MAX_HEAD_BYTES).unwrap_or(u32::MAX));
+    }};
+}
+
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     crate::telemetry::init(settings.log_format);
 
@@ -125,12 +143,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     match &settings.tls {
         None => {
             let mut server = axum_server::bind(settings.listen).handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(settings.header_read_timeout)
-                .max_headers(standby_api::middleware::HTTP1_MAX_HEADERS)
-                .max_buf_size(standby_api::middleware::HTTP1_MAX_BUFFER_BYTES);
+            limit_requests!(server, settings.header_read_timeout);
             server
                 .serve(app)
                 .await
@@ -147,12 +160,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     )
                 })?;
             let mut server = axum_server::bind_rustls(settings.listen, config).handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(settings.header_read_timeout)
-                .max_headers(standby_api::middleware::HTTP1_MAX_HEADERS)
-                .max_buf_size(standby_api::middleware::HTTP1_MAX_BUFFER_BYTES);
+            limit_requests!(server, settings.header_read_timeout);
             server
                 .serve(app)
                 .await

@@ -169,8 +169,8 @@ pub struct StoredResponse {
 /// The answer to a login attempt's reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginAttempt {
-    /// Counted; the password may be checked.
-    Admitted,
+    /// Counted in the window that ends then; the password may be checked.
+    Admitted { window_ends: Timestamp },
     /// The window's attempts are used up: wait this long.
     Blocked { retry_after_seconds: u64 },
 }
@@ -277,8 +277,13 @@ pub trait Store: Send + Sync + 'static {
         window_seconds: i64,
         now: Timestamp,
     ) -> Result<LoginAttempt, StoreError>;
-    /// Gives back an attempt of the current window (the login succeeded; only failures count).
-    async fn refund_login_attempt(&self, key: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// Gives back an attempt counted in the window ending `window_ends` (the login succeeded;
+    /// only failures count). Nothing happens once that window is over.
+    async fn refund_login_attempt(
+        &self,
+        key: &str,
+        window_ends: Timestamp,
+    ) -> Result<(), StoreError>;
 
     async fn reserve_request(
         &self,

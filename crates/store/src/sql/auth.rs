@@ -394,7 +394,7 @@ pub(super) async fn reserve_login_attempt(
            attempts = CASE WHEN login_attempts.expires_at <= $3 THEN 1 ELSE login_attempts.attempts + 1 END, \
            expires_at = CASE WHEN login_attempts.expires_at <= $3 THEN $2 ELSE login_attempts.expires_at END \
          WHERE login_attempts.expires_at <= $3 OR login_attempts.attempts < $4 \
-         RETURNING attempts",
+         RETURNING expires_at",
     )
     .bind(key)
     .bind(now.plus_seconds(window_seconds).ticks())
@@ -402,8 +402,10 @@ pub(super) async fn reserve_login_attempt(
     .bind(i64::from(limit))
     .fetch_optional(pool)
     .await?;
-    if admitted.is_some() {
-        return Ok(LoginAttempt::Admitted);
+    if let Some(row) = admitted {
+        return Ok(LoginAttempt::Admitted {
+            window_ends: Timestamp::from_ticks(row.try_get(0)?),
+        });
     }
     let expires_at: Option<i64> =
         sqlx::query_scalar("SELECT expires_at FROM login_attempts WHERE key = $1")
@@ -418,17 +420,18 @@ pub(super) async fn reserve_login_attempt(
     })
 }
 
-/// Gives back an attempt counted in the current window (the login succeeded: failures count).
+/// Gives back an attempt (the login succeeded: failures count), in the window it was counted in
+/// only: once that window has ended, a new one must not start with a credit.
 pub(super) async fn refund_login_attempt(
     pool: &Pool,
     key: &str,
-    now: Timestamp,
+    window_ends: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE login_attempts SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0 AND expires_at > $2",
+        "UPDATE login_attempts SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0 AND expires_at = $2",
     )
     .bind(key)
-    .bind(now.ticks())
+    .bind(window_ends.ticks())
     .execute(pool)
     .await?;
     Ok(())

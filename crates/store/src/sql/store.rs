@@ -172,8 +172,12 @@ impl Store for super::BackendStore {
         super::auth::reserve_login_attempt(&self.writer, key, limit, window_seconds, now).await
     }
 
-    async fn refund_login_attempt(&self, key: &str, now: Timestamp) -> Result<(), StoreError> {
-        super::auth::refund_login_attempt(&self.writer, key, now).await
+    async fn refund_login_attempt(
+        &self,
+        key: &str,
+        window_ends: Timestamp,
+    ) -> Result<(), StoreError> {
+        super::auth::refund_login_attempt(&self.writer, key, window_ends).await
     }
 
     async fn reserve_request(
