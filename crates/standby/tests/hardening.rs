@@ -20,6 +20,24 @@ async fn ready_plan(app: &TestApp) -> Value {
         .expect("the demo has a Ready plan")
 }
 
+/// An access token of the administrator's, issued with `readOnly=true`.
+async fn read_only_admin_token(app: &TestApp) -> String {
+    let response = app
+        .http
+        .post(app.url("/api/v3/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN),
+            ("password", PASSWORD),
+            ("readOnly", "true"),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    let body: Value = response.json().await.expect("token body");
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
 async fn login_status(app: &TestApp, user: &str, password: &str) -> u16 {
     guess(
         app.http.clone(),
@@ -138,20 +156,7 @@ async fn join_all<F: std::future::Future<Output = u16> + Send + 'static>(
 async fn every_non_get_route_refuses_read_only_credentials() {
     let app = TestApp::demo().await;
     let read_only_user = app.token_for("noc-readonly", DEMO_PASSWORD).await;
-    let response = app
-        .http
-        .post(app.url("/api/v3/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", ADMIN),
-            ("password", PASSWORD),
-            ("readOnly", "true"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = response.json().await.unwrap();
-    let read_only_token = body["access_token"].as_str().unwrap().to_owned();
+    let read_only_token = read_only_admin_token(&app).await;
     // A real, finished action of the administrator's: the one defect 2 made disappear.
     let plan = ready_plan(&app).await;
     let uid = plan["instanceUid"].as_str().unwrap().to_owned();
@@ -500,24 +505,7 @@ async fn faults_replays_and_oversized_requests_are_refused_properly() {
     )
     .await;
     assert_eq!(status, 200);
-    let read_only = app
-        .http
-        .post(app.url("/api/v3/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", ADMIN),
-            ("password", PASSWORD),
-            ("readOnly", "true"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let read_only = read_only_admin_token(&app).await;
     let (status, body) = send(
         app.http
             .patch(app.url(&format!("{PLANS}/{uid}")))

@@ -9,12 +9,9 @@ use standby_model::{PlanStatus, SessionKind, SessionStatus, Timestamp};
 use standby_store::{NewAsyncAction, NewSession, Scope, SessionEnd, StoreError};
 use uuid::Uuid;
 
-#[tokio::test]
-async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
-    let fleet = demo_fleet(Timestamp::now());
-    let store = common::fresh_store().await;
-    store.import_fleet(&fleet).await.unwrap();
-    let plan = store
+/// The store's Ready plans (the demo has many), in default order.
+async fn ready_plans(store: &common::TestStore) -> Vec<standby_model::FailoverPlan> {
+    store
         .list_plans(&standby_store::ListQuery {
             scope: Scope::All,
             server: None,
@@ -30,8 +27,16 @@ async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
         .unwrap()
         .items
         .into_iter()
-        .find(|p| p.status == PlanStatus::Ready)
-        .unwrap();
+        .filter(|p| p.status == PlanStatus::Ready)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
+    let fleet = demo_fleet(Timestamp::now());
+    let store = common::fresh_store().await;
+    store.import_fleet(&fleet).await.unwrap();
+    let plan = ready_plans(&store).await.remove(0);
     let new = |action: Uuid| NewSession {
         uid: Uuid::now_v7(),
         plan_uid: plan.instance_uid,
@@ -163,24 +168,7 @@ async fn racing_workers_claim_each_job_once() {
     let fleet = demo_fleet(Timestamp::now());
     let store = common::fresh_store().await;
     store.import_fleet(&fleet).await.unwrap();
-    let ready: Vec<_> = store
-        .list_plans(&standby_store::ListQuery {
-            scope: Scope::All,
-            server: None,
-            plan: None,
-            filter: standby_query::Filter::And(vec![]),
-            order: standby_query::SortOrder::default_for(&standby_store::catalog::PLAN_CATALOG),
-            paging: standby_query::Paging {
-                limit: 500,
-                offset: 0,
-            },
-        })
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.status == PlanStatus::Ready)
-        .collect();
+    let ready = ready_plans(&store).await;
     assert!(ready.len() >= 10, "the demo has ready plans");
     let now = Timestamp::now();
     for plan in &ready {
@@ -262,24 +250,7 @@ async fn a_start_and_its_idempotent_answer_commit_together() {
         .import_fleet(&demo_fleet(Timestamp::now()))
         .await
         .unwrap();
-    let plan = store
-        .list_plans(&standby_store::ListQuery {
-            scope: Scope::All,
-            server: None,
-            plan: None,
-            filter: standby_query::Filter::And(vec![]),
-            order: standby_query::SortOrder::default_for(&standby_store::catalog::PLAN_CATALOG),
-            paging: standby_query::Paging {
-                limit: 500,
-                offset: 0,
-            },
-        })
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .find(|p| p.status == PlanStatus::Ready)
-        .unwrap();
+    let plan = ready_plans(&store).await.remove(0);
     let request_id = Uuid::now_v7();
     let key = standby_store::IdempotencyKey {
         request_id,
