@@ -93,7 +93,7 @@ impl FromRequestParts<AppState> for ProviderAdminAccess {
         let principal = Principal::from_request_parts(parts, state).await?;
         if principal.role != Role::PortalAdministrator || principal.scope != Scope::All {
             return Err(ApiError::forbidden(
-                "Only provider administrators may read the audit trail.",
+                "Only portal administrators of the provider may use this route.",
             ));
         }
         Ok(ProviderAdminAccess(principal))

@@ -52,7 +52,7 @@ fn info(action: &AsyncActionRecord) -> Value {
         "id": action.uid,
         "initiatorUid": action.initiator_uid,
         "actionName": action.action_name,
-        "status": action.status,
+        "status": action.status.as_str(),
         "requestBody": action.request_body,
         "queryParameters": action.query_parameters,
     })
@@ -146,7 +146,7 @@ pub async fn result(
 ) -> ApiResult<Response> {
     Selection::check_form(QueryParams::parse(raw.as_deref())?.get("select"))?;
     let action = visible_action(&state, &principal, path).await?;
-    if action.status == "running" {
+    if !action.status.is_finished() {
         return Err(ApiError::cannot_now(
             "The async action is still running; its result is not ready.",
         ));
@@ -172,7 +172,7 @@ pub async fn cancel(
             "This async action cannot be cancelled.",
         ));
     };
-    if action.status != "running" || !state.store.request_cancel(session).await? {
+    if action.status.is_finished() || !state.store.request_cancel(session).await? {
         return Err(ApiError::cannot_now(format!(
             "The async action has already finished ({}).",
             action.status

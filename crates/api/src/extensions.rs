@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use standby_model::Timestamp;
 use standby_query::Paging;
 use standby_store::catalog::OBJECT_CATALOG;
-use standby_store::{ListQuery, Scope};
+use standby_store::{ListQuery, Scope, SimOutcome};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::access::{ProviderWriteAccess, ReadAccess};
+use crate::access::{ProviderAdminAccess, ProviderWriteAccess, ReadAccess};
 use crate::auth::Principal;
 use crate::envelope::{json_response, page_of_values};
 use crate::error::{ApiError, ApiResult};
@@ -257,11 +257,52 @@ pub async fn sim_fault(
         }
         _ => {}
     }
-    state.store.set_sim_fault(target, fault, enabled).await?;
+    let sim = state.store.sim_ledger();
+    sim.set_fault(target, fault, enabled).await?;
     tracing::info!(target.uid = %target, fault, enabled, user.name = %principal.name, "sim fault changed");
-    let faults = state.store.sim_faults(target).await?;
+    let faults = sim.faults(target).await?;
     Ok(json_response(
         200,
         &json!({ "data": { "targetUid": target, "faults": faults } }),
     ))
+}
+
+/// `GET /extensions/sim/operations`: the sim connector's ledger, oldest first. Read-only, for
+/// provider administrators: it is how an operator (and the crash, multi-node and shutdown tests)
+/// checks that no operation was submitted twice.
+pub async fn sim_operations(
+    State(state): State<AppState>,
+    _version: Version,
+    ProviderAdminAccess(_principal): ProviderAdminAccess,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let paging = params.paging(state.settings.max_page_size)?;
+    let page = state
+        .store
+        .sim_ledger()
+        .operations(paging.limit, paging.offset)
+        .await?;
+    let data = page
+        .items
+        .iter()
+        .map(|operation| {
+            json!({
+                "operationId": operation.operation_id,
+                "kind": operation.kind,
+                "objectUid": operation.object_uid,
+                "executions": operation.executions,
+                "outcome": match operation.outcome {
+                    None => "running",
+                    Some(SimOutcome::Succeeded) => "succeeded",
+                    Some(SimOutcome::Failed) => "failed",
+                    Some(SimOutcome::Cancelled) => "cancelled",
+                },
+                "message": operation.message,
+                "startTime": operation.started_at,
+                "endTime": operation.finished_at,
+            })
+        })
+        .collect();
+    Ok(page_of_values(data, page.total, paging.offset))
 }

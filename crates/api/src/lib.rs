@@ -203,6 +203,11 @@ fn other_protected_routes() -> Vec<Route> {
             &["PUT"],
             put(extensions::sim_fault),
         ),
+        route(
+            "/extensions/sim/operations",
+            &["GET"],
+            get(extensions::sim_operations),
+        ),
         route("/extensions/audit", &["GET"], get(audit::list)),
     ]
 }

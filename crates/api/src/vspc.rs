@@ -210,12 +210,15 @@ pub async fn get_plan(
 }
 
 /// `PATCH /infrastructure/backupServers/failoverplans/{planUid}`
+// An axum handler takes one extractor per input; bundling them would only hide them.
+#[allow(clippy::too_many_arguments)]
 pub async fn patch_plan(
     State(state): State<AppState>,
     version: Version,
     WriteAccess(principal): WriteAccess,
     path: PathParam,
     RawQuery(raw): RawQuery,
+    idempotent: Option<Extension<IdempotentRequest>>,
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
@@ -227,13 +230,23 @@ pub async fn patch_plan(
         .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
     let plan = visible_plan(&state, &principal, uid).await?;
     let change = patch::plan_change(to_wire(&plan, version.0)?, operations)?;
-    let updated = state
+    // The answer is the plan as the change leaves it, built now so that under an X-Request-id
+    // it is kept in the change's own transaction: a retry after a crash between the two
+    // replays it instead of patching again.
+    let answer = keep_response(envelope::single(
+        &change.applied_to(&plan),
+        version.0,
+        &selection,
+    )?)
+    .await?;
+    let idempotent_answer = idempotent.map(|Extension(request)| (request.0, answer.clone()));
+    state
         .store
-        .update_plan_commands(principal.scope, uid, &change)
+        .update_plan_commands(principal.scope, uid, &change, idempotent_answer.as_ref())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Failover plan {uid} was not found.")))?;
     tracing::info!(plan.uid = %uid, user.name = %principal.name, "failover plan patched");
-    envelope::single(&updated, version.0, &selection)
+    Ok(stored_response(answer))
 }
 
 pub(crate) fn require_json(headers: &HeaderMap) -> ApiResult<()> {

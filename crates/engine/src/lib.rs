@@ -1,8 +1,10 @@
 //! The orchestration engine. Workers inside `standby serve` claim session jobs from the store's
 //! queue and run them: restore point choice, boot order and delays, bounded parallel boots, undo
-//! in batches, pre/post-failover scripts, cancellation. Every step is written to the store
-//! before the connector is called and every connector call carries an operation id, so a
-//! session resumed after a crash finishes without running any step twice.
+//! in batches, pre/post-failover scripts, cancellation, a deadline per VM step. Every step is
+//! written to the store before the connector is asked, every operation has an id the connector
+//! deduplicates by, and a resumed step asks the connector's `status` before it submits again, so
+//! a session resumed after a crash finishes without running any step twice. Every write names
+//! the epoch of the worker's claim: a worker that lost its job stops at its next write.
 
 pub mod connector;
 mod run;
@@ -14,17 +16,22 @@ use std::time::Duration;
 
 use standby_store::{Store, StoreError};
 
-pub use connector::{Connector, ConnectorError, Outcome};
+pub use connector::{
+    Action, Connector, ConnectorError, Health, Operation, OperationId, OperationStatus, Registry,
+    ReplicaState, ScriptWhen,
+};
 pub use worker::Engine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Connector(#[from] ConnectorError),
     #[error("session {0} was not found")]
     SessionNotFound(uuid::Uuid),
+    /// This worker no longer holds the session's job (its lease ran out and another worker
+    /// claimed it, or its write was fenced off): it stops the session at once and writes nothing.
+    #[error("session {0}: another worker holds its job now")]
+    LostJob(uuid::Uuid),
     #[error("no connector named '{0}'")]
     UnknownConnector(String),
     /// The process is shutting down: the session stopped at a safe point (between VM steps)
@@ -47,6 +54,15 @@ pub struct EngineSettings {
     pub lease: Duration,
     /// How often an idle worker looks for work (it is also woken at once by new sessions).
     pub poll_interval: Duration,
+    /// A VM step that has not finished this long after it started fails that VM (the plan goes
+    /// on); `Unavailable` answers are retried with backoff until then.
+    pub vm_step_timeout: Duration,
+    /// A session is attempted at most this many times (a crash, a lost lease or an error each
+    /// end an attempt), then it ends Failed (or UndoFailed) with the reason.
+    pub max_session_attempts: u32,
+    /// The pause before the second attempt after an error; it doubles each attempt, up to a
+    /// minute.
+    pub retry_backoff: Duration,
     /// How long a finished async action stays readable.
     pub success_retention: Duration,
     pub failure_retention: Duration,
@@ -61,6 +77,9 @@ impl Default for EngineSettings {
             undo_batch_interval: Duration::from_secs(10),
             lease: Duration::from_secs(15),
             poll_interval: Duration::from_secs(1),
+            vm_step_timeout: Duration::from_secs(900),
+            max_session_attempts: 5,
+            retry_backoff: Duration::from_secs(1),
             success_retention: Duration::from_secs(300),
             failure_retention: Duration::from_secs(3600),
         }
@@ -71,17 +90,26 @@ impl Default for EngineSettings {
 #[derive(Clone)]
 pub struct EngineContext {
     pub store: Arc<dyn Store>,
-    pub sim: Arc<sim::SimConnector>,
+    pub connectors: Registry,
     pub settings: Arc<EngineSettings>,
     /// Cancelled when the process shuts down: no new job or VM step starts after it.
     pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl EngineContext {
-    fn connector(&self, name: &str) -> Result<Arc<dyn Connector>, EngineError> {
-        match name {
-            "sim" => Ok(self.sim.clone()),
-            other => Err(EngineError::UnknownConnector(other.to_owned())),
-        }
+    fn connector(&self, kind: &str) -> Result<Arc<dyn Connector>, EngineError> {
+        self.connectors
+            .get(kind)
+            .ok_or_else(|| EngineError::UnknownConnector(kind.to_owned()))
+    }
+}
+
+impl EngineError {
+    /// The store refused a write because another worker holds the job.
+    fn is_lost_job(&self) -> bool {
+        matches!(
+            self,
+            EngineError::LostJob(_) | EngineError::Store(StoreError::Fenced { .. })
+        )
     }
 }

@@ -1,26 +1,40 @@
-//! Running one session, from the start or from wherever a crashed process left it.
+//! Running one session, from the start or from wherever an earlier attempt left it.
 //!
-//! The order of writes is what makes a resume exact: a VM's step is recorded before its
-//! connector call, the call carries the operation id `"{session}/{vm}"`, and the step's end and
-//! log line are written together. A step found finished is skipped; a step found running is
-//! called again with the same id, which the connector answers without acting twice.
+//! The order of writes is what makes a resume exact: a VM's step is recorded before the
+//! connector is asked, the operation's id is the same in every attempt
+//! ([`OperationId::vm_step`]), and the step's end and log line are written together. A step
+//! found finished is skipped; a step found running asks the connector's `status` first and
+//! submits only if the connector never heard of it. Every write names this worker's claim
+//! ([`Fence`]): once another worker holds the job, the first refused write stops this session.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use standby_model::state::on_finish;
 use standby_model::{
-    BackupStatus, MessageSeverity, PlanStatus, RunOutcome, SessionKind, SessionMessage,
-    SessionStatus, Timestamp,
+    ActionStatus, BackupStatus, MessageSeverity, PlanStatus, RunOutcome, SessionKind,
+    SessionMessage, SessionStatus, Timestamp,
 };
-use standby_store::{SessionEnd, SessionWork, VmStep, VmWork};
+use standby_store::{Fence, SessionEnd, SessionWork, VmStep, VmWork};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{Connector, EngineContext, EngineError};
+use crate::connector::{
+    Action, Connector, ConnectorError, Operation, OperationId, OperationStatus, ReplicaState,
+    ScriptWhen,
+};
+use crate::{EngineContext, EngineError};
 
 /// VSPC's code for an operation cancelled by the user.
 const CANCELLED_CODE: u32 = 1050;
+/// The longest single wait on a connector; a step's deadline and a lost lease are checked at
+/// least this often.
+const LONGEST_WAIT: Duration = Duration::from_secs(30);
+/// Backoff between retries of an unavailable host: from the first to the last, doubling.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LAST_RETRY: Duration = Duration::from_secs(30);
 
 fn step_uid(session: Uuid, vm: Uuid) -> Uuid {
     Uuid::new_v5(&session, vm.as_bytes())
@@ -46,6 +60,27 @@ fn message(
     }
 }
 
+/// How this attempt of a session is steered from outside: the claim its writes name, the
+/// signal that the claim is gone, and the user's cancel.
+#[derive(Clone)]
+pub(crate) struct Control {
+    pub fence: Fence,
+    /// Fired by the heartbeat when the lease is lost: stop at once, write nothing more.
+    pub lost: CancellationToken,
+    /// Fired when the user cancels: start no more VMs; waits between VMs end early.
+    pub cancel: CancellationToken,
+}
+
+impl Control {
+    fn check(&self, session: Uuid) -> Result<(), EngineError> {
+        if self.lost.is_cancelled() {
+            Err(EngineError::LostJob(session))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// How the VMs of a session fared.
 #[derive(Default)]
 struct Tally {
@@ -54,7 +89,19 @@ struct Tally {
     skipped_by_cancel: usize,
 }
 
-pub(crate) async fn run_session(ctx: &EngineContext, session: Uuid) -> Result<(), EngineError> {
+/// Everything one attempt of a session works with.
+struct Run<'a> {
+    ctx: &'a EngineContext,
+    control: &'a Control,
+    connector: Arc<dyn Connector>,
+    work: SessionWork,
+}
+
+pub(crate) async fn run_session(
+    ctx: &EngineContext,
+    control: &Control,
+    session: Uuid,
+) -> Result<(), EngineError> {
     let work = ctx
         .store
         .session_work(session)
@@ -64,6 +111,9 @@ pub(crate) async fn run_session(ctx: &EngineContext, session: Uuid) -> Result<()
     if ctx.stopping.is_cancelled() {
         return Err(EngineError::Stopping(session));
     }
+    if work.cancel_requested {
+        control.cancel.cancel();
+    }
     tracing::info!(
         session.uid = %work.session_uid,
         plan.uid = %work.plan_uid,
@@ -71,253 +121,547 @@ pub(crate) async fn run_session(ctx: &EngineContext, session: Uuid) -> Result<()
         vms = work.vms.len(),
         "session running"
     );
-    match work.kind {
-        SessionKind::Failover | SessionKind::Test => fail_over(ctx, connector, work).await,
-        SessionKind::Undo => undo(ctx, connector, work).await,
-    }
-}
-
-/// Runs a script once per session (its log line's title marks it done).
-async fn script(
-    ctx: &EngineContext,
-    connector: &Arc<dyn Connector>,
-    work: &SessionWork,
-    title: &str,
-    suffix: &str,
-    command: &str,
-) -> Result<bool, EngineError> {
-    if command.is_empty() || work.message_titles.iter().any(|t| t == title) {
-        return Ok(true);
-    }
-    let start = Timestamp::now();
-    let outcome = connector
-        .run_script(
-            &format!("{}/{suffix}", work.session_uid),
-            work.backup_server_uid,
-            command,
-        )
-        .await?;
-    ctx.store
-        .append_session_message(
-            work.session_uid,
-            &message(title, outcome.message, outcome.ok, start, Timestamp::now()),
-        )
-        .await?;
-    Ok(outcome.ok)
-}
-
-/// Where a VM step runs: its session, the session's plan, the plan's backup server.
-#[derive(Debug, Clone, Copy)]
-struct StepPlace {
-    session: Uuid,
-    plan: Uuid,
-    server: Uuid,
-}
-
-/// One VM's failover (or undo) step, recorded around the connector call.
-async fn vm_step(
-    ctx: EngineContext,
-    connector: Arc<dyn Connector>,
-    place: StepPlace,
-    vm: VmWork,
-    step: VmStep,
-    test: Option<bool>,
-) -> Result<bool, EngineError> {
-    let StepPlace {
-        session,
-        plan,
-        server,
-    } = place;
-    let operation = format!("{session}/{}", vm.object_uid);
-    let outcome = match (test, step.restore_point_uid) {
-        (Some(test), Some(point)) => {
-            connector
-                .fail_over(&operation, server, vm.object_uid, point, test)
-                .await?
-        }
-        (None, _) => connector.undo(&operation, server, vm.object_uid).await?,
-        (Some(_), None) => crate::Outcome {
-            ok: false,
-            message: "No restore point to fail over to.".into(),
-        },
-    };
-    let end = Timestamp::now();
-    let description = match step.restore_point_time {
-        Some(at) if test.is_some() && outcome.ok => {
-            format!("{} Restore point {}.", outcome.message, at.to_wire())
-        }
-        _ => outcome.message.clone(),
-    };
-    let status = if outcome.ok {
-        BackupStatus::Success
-    } else {
-        BackupStatus::Failed
-    };
-    let kind = if test.is_some() { "failover" } else { "undo" };
-    let result = if outcome.ok { "success" } else { "failed" };
-    metrics::counter!("standby_vm_operations_total", "kind" => kind, "outcome" => result)
-        .increment(1);
-    let seconds = (end.ticks() - step.start_time.ticks()).max(0) as f64 / 10_000_000.0;
-    metrics::histogram!("standby_vm_operation_duration_seconds", "kind" => kind).record(seconds);
-    tracing::info!(
-        session.uid = %session,
-        plan.uid = %plan,
-        vm.uid = %vm.object_uid,
-        vm.name = %vm.name,
-        kind,
-        test = test.unwrap_or(false),
-        outcome = result,
-        restore_point = step.restore_point_time.map(|t| t.to_wire()).unwrap_or_default(),
-        duration_ms = (seconds * 1000.0).round(),
-        "vm step finished"
-    );
-    ctx.store
-        .record_vm_end(
-            session,
-            step.uid,
-            status,
-            end,
-            &message(&vm.name, description, outcome.ok, step.start_time, end),
-        )
-        .await?;
-    Ok(outcome.ok)
-}
-
-async fn fail_over(
-    ctx: &EngineContext,
-    connector: Arc<dyn Connector>,
-    work: SessionWork,
-) -> Result<(), EngineError> {
-    let test = work.kind == SessionKind::Test;
-    let session = work.session_uid;
-    if !script(
+    let run = Run {
         ctx,
-        &connector,
-        &work,
-        "Pre-failover script",
-        "pre",
-        &work.pre_failover_command,
-    )
-    .await?
-    {
-        return finish(
-            ctx,
-            &work,
-            RunOutcome::FailoverFailed,
-            Some("The pre-failover script failed; no VM was started.".into()),
-            false,
-        )
-        .await;
+        control,
+        connector,
+        work,
+    };
+    match run.work.kind {
+        SessionKind::Failover | SessionKind::Test => run.fail_over().await,
+        SessionKind::Undo => run.undo().await,
     }
-    let boots = Arc::new(Semaphore::new(ctx.settings.max_parallel_boots.max(1)));
-    let mut running = JoinSet::new();
-    let mut tally = Tally::default();
-    let mut cancelled = false;
-    let mut stopped = false;
-    for vm in work.vms.iter().cloned() {
-        // Wait for a boot slot before recording the step, so a step is recorded as running only
-        // when it runs.
-        let permit = boots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| EngineError::SessionNotFound(session))?;
-        // A safe point: steps already started finish below; the rest wait for the next start.
-        if ctx.stopping.is_cancelled() {
-            stopped = true;
-            break;
+}
+
+/// Ends a session that used up its attempts, with the reason, as Failed (or UndoFailed).
+pub(crate) async fn give_up(
+    ctx: &EngineContext,
+    fence: Fence,
+    session: Uuid,
+    reason: String,
+) -> Result<(), EngineError> {
+    let work = ctx
+        .store
+        .session_work(session)
+        .await?
+        .ok_or(EngineError::SessionNotFound(session))?;
+    let outcome = if work.kind == SessionKind::Undo {
+        RunOutcome::UndoFailed
+    } else {
+        RunOutcome::FailoverFailed
+    };
+    finish(ctx, fence, &work, outcome, Some(reason), false).await
+}
+
+/// How a step ended, as the engine records it.
+struct StepEnd {
+    ok: bool,
+    message: String,
+}
+
+impl StepEnd {
+    /// The end an operation's status tells, if it has ended.
+    fn from_finished(status: OperationStatus) -> Option<StepEnd> {
+        match status {
+            OperationStatus::Succeeded { detail } => Some(StepEnd {
+                ok: true,
+                message: detail,
+            }),
+            OperationStatus::Failed { reason } | OperationStatus::Cancelled { reason } => {
+                Some(StepEnd {
+                    ok: false,
+                    message: reason,
+                })
+            }
+            OperationStatus::Unknown | OperationStatus::Running => None,
         }
-        let step = match vm.step.clone() {
-            Some(step) if step.status != BackupStatus::Running => {
-                if step.status == BackupStatus::Success {
-                    tally.ok += 1
-                } else {
-                    tally.failed += 1
-                }
-                continue;
+    }
+}
+
+/// Drives one operation to its end or its deadline: submit (asking `status` first when an
+/// earlier try may have reached the host), then wait; `Unavailable` and `Timeout` are retried
+/// with backoff, `Rejected` and `Protocol` end the step.
+async fn drive(
+    connector: &dyn Connector,
+    control: &Control,
+    session: Uuid,
+    operation: &Operation,
+    mut ask_first: bool,
+    deadline: Timestamp,
+    timeout: Duration,
+) -> Result<StepEnd, EngineError> {
+    let mut submitted = false;
+    let mut backoff = FIRST_RETRY;
+    let mut last_trouble: Option<ConnectorError> = None;
+    loop {
+        control.check(session)?;
+        let left = Duration::from_micros(
+            ((deadline.ticks() - Timestamp::now().ticks()).max(0) / 10) as u64,
+        );
+        if left.is_zero() {
+            // It may have ended meanwhile (a step resumed after its deadline): ask once more.
+            if let Ok(status) = connector.status(operation.server, &operation.id).await
+                && let Some(end) = StepEnd::from_finished(status)
+            {
+                return Ok(end);
             }
-            Some(step) => step,
-            None => {
-                if cancelled || ctx.store.cancel_requested(session).await? {
-                    cancelled = true;
-                    tally.skipped_by_cancel += 1;
-                    continue;
+            // Best effort: the host may be unreachable, which is often why we are here.
+            let cancelled = connector.cancel(operation.server, &operation.id).await;
+            let why = match (&last_trouble, submitted) {
+                (Some(error), _) => {
+                    format!("; last error: {}", error.to_string().trim_end_matches('.'))
                 }
-                // A retry skips VMs that an earlier run already failed over.
-                if connector.is_failed_over(vm.object_uid).await? {
-                    let now = Timestamp::now();
-                    let note = message(
-                        &vm.name,
-                        "Already failed over; skipped.".into(),
-                        true,
-                        now,
-                        now,
-                    );
-                    ctx.store.append_session_message(session, &note).await?;
-                    tally.ok += 1;
-                    continue;
-                }
-                let point = ctx
-                    .store
-                    .newest_restore_point(vm.object_uid, work.requested_point)
-                    .await?;
-                let step = VmStep {
-                    uid: step_uid(session, vm.object_uid),
-                    status: BackupStatus::Running,
-                    restore_point_uid: point.map(|(uid, _)| uid),
-                    restore_point_time: point.map(|(_, at)| at),
-                    start_time: Timestamp::now(),
-                };
-                ctx.store
-                    .record_vm_start(session, vm.object_uid, &step)
-                    .await?;
-                step
-            }
-        };
-        if step.restore_point_uid.is_none() {
-            let end = Timestamp::now();
-            let why = match work.requested_point {
-                Some(at) => format!("No restore point at or before {}.", at.to_wire()),
-                None => "The VM has no restore point.".to_owned(),
+                (None, true) => match cancelled {
+                    Ok(_) => "; it was still running and was asked to stop".to_owned(),
+                    Err(error) => {
+                        format!("; it was still running and could not be stopped: {error}")
+                    }
+                },
+                (None, false) => String::new(),
             };
-            ctx.store
-                .record_vm_end(
-                    session,
-                    step.uid,
-                    BackupStatus::Failed,
-                    end,
-                    &message(&vm.name, why, false, step.start_time, end),
-                )
-                .await?;
-            tally.failed += 1;
-            continue;
+            return Ok(StepEnd {
+                ok: false,
+                message: format!(
+                    "The step did not finish within {} s{why}.",
+                    timeout.as_secs()
+                ),
+            });
         }
-        let delay = vm.boot_delay_seconds;
-        let task = vm_step(
-            ctx.clone(),
-            connector.clone(),
-            StepPlace {
-                session,
-                plan: work.plan_uid,
-                server: work.backup_server_uid,
+        let answer = if submitted {
+            connector
+                .wait(operation.server, &operation.id, left.min(LONGEST_WAIT))
+                .await
+        } else if ask_first {
+            match connector.status(operation.server, &operation.id).await {
+                Ok(OperationStatus::Unknown) => connector.submit(operation).await,
+                other => other,
+            }
+        } else {
+            connector.submit(operation).await
+        };
+        match answer {
+            Ok(OperationStatus::Running) => {
+                submitted = true;
+                last_trouble = None;
+                backoff = FIRST_RETRY;
+            }
+            Ok(OperationStatus::Unknown) => {
+                // The host forgot an operation it was running (it lost its state): submit anew.
+                submitted = false;
+                ask_first = false;
+            }
+            Ok(
+                status @ (OperationStatus::Succeeded { .. }
+                | OperationStatus::Failed { .. }
+                | OperationStatus::Cancelled { .. }),
+            ) => {
+                if let Some(end) = StepEnd::from_finished(status) {
+                    return Ok(end);
+                }
+            }
+            Err(error) => match error.retry_after() {
+                None => {
+                    return Ok(StepEnd {
+                        ok: false,
+                        message: error.to_string(),
+                    });
+                }
+                Some(retry_after) => {
+                    // Whether the call reached the host is unknown: ask before submitting again.
+                    tracing::warn!(session.uid = %session, operation = %operation.id, %error, "connector unavailable; retrying");
+                    submitted = false;
+                    ask_first = true;
+                    let pause = retry_after.max(backoff).min(left);
+                    backoff = (backoff * 2).min(LAST_RETRY);
+                    last_trouble = Some(error);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = control.lost.cancelled() => {}
+                    }
+                }
             },
+        }
+    }
+}
+
+impl Run<'_> {
+    fn session(&self) -> Uuid {
+        self.work.session_uid
+    }
+
+    fn deadline_from(&self, start: Timestamp) -> Timestamp {
+        start.plus_millis(self.ctx.settings.vm_step_timeout.as_millis() as i64)
+    }
+
+    /// The user asked to stop (the heartbeat's signal, or the flag read now).
+    async fn cancel_requested(&self) -> Result<bool, EngineError> {
+        if self.control.cancel.is_cancelled() {
+            return Ok(true);
+        }
+        if self.ctx.store.cancel_requested(self.session()).await? {
+            self.control.cancel.cancel();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Whether the VM's replica runs; an unreachable host says nothing, and the step itself
+    /// then meets the same trouble and handles it (retries until its deadline).
+    async fn replica_runs(&self, vm: Uuid) -> bool {
+        match self
+            .connector
+            .replica(self.work.backup_server_uid, vm)
+            .await
+        {
+            Ok(ReplicaState::Running { .. }) => true,
+            Ok(ReplicaState::Off) => false,
+            Err(error) => {
+                tracing::warn!(session.uid = %self.session(), vm.uid = %vm, %error, "replica state unknown");
+                false
+            }
+        }
+    }
+
+    /// Runs a script once per session (its log line's title marks it done).
+    async fn script(
+        &self,
+        when: ScriptWhen,
+        title: &str,
+        command: &str,
+    ) -> Result<bool, EngineError> {
+        if command.is_empty() || self.work.message_titles.iter().any(|t| t == title) {
+            return Ok(true);
+        }
+        let start = Timestamp::now();
+        let operation = Operation {
+            id: OperationId::script(self.session(), when),
+            server: self.work.backup_server_uid,
+            action: Action::Script {
+                command: command.to_owned(),
+            },
+        };
+        // A script leaves no step row, so an earlier attempt may have submitted it: ask first.
+        let end = drive(
+            self.connector.as_ref(),
+            self.control,
+            self.session(),
+            &operation,
+            true,
+            self.deadline_from(start),
+            self.ctx.settings.vm_step_timeout,
+        )
+        .await?;
+        self.ctx
+            .store
+            .append_session_message(
+                self.control.fence,
+                self.session(),
+                &message(title, end.message, end.ok, start, Timestamp::now()),
+            )
+            .await?;
+        Ok(end.ok)
+    }
+
+    fn step_task(&self, vm: VmWork, step: VmStep, test: Option<bool>, resumed: bool) -> StepTask {
+        StepTask {
+            ctx: self.ctx.clone(),
+            control: self.control.clone(),
+            connector: self.connector.clone(),
+            session: self.session(),
+            plan: self.work.plan_uid,
+            server: self.work.backup_server_uid,
+            deadline: self.deadline_from(step.start_time),
             vm,
             step,
-            Some(test),
-        );
-        running.spawn(async move {
-            let result = task.await;
-            drop(permit);
-            result
-        });
-        // The delay runs after this VM starts and before the next one does.
-        if delay > 0 {
-            tokio::select! {
-                () = tokio::time::sleep(std::time::Duration::from_secs(u64::from(delay))) => {}
-                () = ctx.stopping.cancelled() => {}
-            }
+            test,
+            resumed,
         }
     }
+
+    async fn fail_over(self) -> Result<(), EngineError> {
+        let test = self.work.kind == SessionKind::Test;
+        let session = self.session();
+        let fence = self.control.fence;
+        let pre = self.work.pre_failover_command.clone();
+        if !self
+            .script(ScriptWhen::PreFailover, "Pre-failover script", &pre)
+            .await?
+        {
+            return self
+                .finish(
+                    RunOutcome::FailoverFailed,
+                    Some("The pre-failover script failed; no VM was started.".into()),
+                    false,
+                )
+                .await;
+        }
+        let boots = Arc::new(Semaphore::new(self.ctx.settings.max_parallel_boots.max(1)));
+        let mut running = JoinSet::new();
+        let mut tally = Tally::default();
+        let mut cancelled = false;
+        let mut stopped = false;
+        for vm in self.work.vms.iter().cloned() {
+            // Wait for a boot slot before recording the step, so a step is recorded as running
+            // only when it runs.
+            let permit = tokio::select! {
+                permit = boots.clone().acquire_owned() => permit.map_err(|_| EngineError::SessionNotFound(session))?,
+                () = self.control.lost.cancelled() => return Err(EngineError::LostJob(session)),
+            };
+            // A safe point: steps already started finish below; the rest wait for the next start.
+            if self.ctx.stopping.is_cancelled() {
+                stopped = true;
+                break;
+            }
+            self.control.check(session)?;
+            let (step, resumed) = match vm.step.clone() {
+                Some(step) if step.status != BackupStatus::Running => {
+                    if step.status == BackupStatus::Success {
+                        tally.ok += 1
+                    } else {
+                        tally.failed += 1
+                    }
+                    continue;
+                }
+                Some(step) => (step, true),
+                None => {
+                    if cancelled || self.cancel_requested().await? {
+                        cancelled = true;
+                        tally.skipped_by_cancel += 1;
+                        continue;
+                    }
+                    // A retry skips VMs that an earlier run already failed over.
+                    if self.replica_runs(vm.object_uid).await {
+                        let now = Timestamp::now();
+                        let note = message(
+                            &vm.name,
+                            "Already failed over; skipped.".into(),
+                            true,
+                            now,
+                            now,
+                        );
+                        self.ctx
+                            .store
+                            .append_session_message(fence, session, &note)
+                            .await?;
+                        tally.ok += 1;
+                        continue;
+                    }
+                    let point = self
+                        .ctx
+                        .store
+                        .newest_restore_point(vm.object_uid, self.work.requested_point)
+                        .await?;
+                    let step = VmStep {
+                        uid: step_uid(session, vm.object_uid),
+                        status: BackupStatus::Running,
+                        restore_point_uid: point.map(|(uid, _)| uid),
+                        restore_point_time: point.map(|(_, at)| at),
+                        start_time: Timestamp::now(),
+                    };
+                    self.ctx
+                        .store
+                        .record_vm_start(fence, session, vm.object_uid, &step)
+                        .await?;
+                    (step, false)
+                }
+            };
+            if step.restore_point_uid.is_none() {
+                let end = Timestamp::now();
+                let why = match self.work.requested_point {
+                    Some(at) => format!("No restore point at or before {}.", at.to_wire()),
+                    None => "The VM has no restore point.".to_owned(),
+                };
+                self.ctx
+                    .store
+                    .record_vm_end(
+                        fence,
+                        session,
+                        step.uid,
+                        BackupStatus::Failed,
+                        end,
+                        &message(&vm.name, why, false, step.start_time, end),
+                    )
+                    .await?;
+                tally.failed += 1;
+                continue;
+            }
+            let delay = vm.boot_delay_seconds;
+            let task = self.step_task(vm, step, Some(test), resumed);
+            running.spawn(async move {
+                let result = task.run().await;
+                drop(permit);
+                result
+            });
+            // The delay runs after this VM starts and before the next one does.
+            if delay > 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(u64::from(delay))) => {}
+                    () = self.ctx.stopping.cancelled() => {}
+                    () = self.control.cancel.cancelled() => {}
+                    () = self.control.lost.cancelled() => return Err(EngineError::LostJob(session)),
+                }
+            }
+        }
+        join_steps(&mut running, &mut tally).await?;
+        if stopped {
+            return Err(EngineError::Stopping(session));
+        }
+        if cancelled {
+            let message = format!(
+                "Cancelled by the user (code {CANCELLED_CODE}): {} VMs were not started; {} failed over, {} failed.",
+                tally.skipped_by_cancel, tally.ok, tally.failed
+            );
+            return self
+                .finish(RunOutcome::FailoverFailed, Some(message), true)
+                .await;
+        }
+        if tally.failed > 0 {
+            let message = format!(
+                "Failover failed for {} of the plan's {} VMs.",
+                tally.failed,
+                self.work.vms.len()
+            );
+            return self
+                .finish(RunOutcome::FailoverFailed, Some(message), false)
+                .await;
+        }
+        if self.ctx.stopping.is_cancelled() {
+            return Err(EngineError::Stopping(session));
+        }
+        let post = self.work.post_failover_command.clone();
+        if !self
+            .script(ScriptWhen::PostFailover, "Post-failover script", &post)
+            .await?
+        {
+            return self
+                .finish(
+                    RunOutcome::FailoverFailed,
+                    Some("Every VM failed over, but the post-failover script failed.".into()),
+                    false,
+                )
+                .await;
+        }
+        self.finish(RunOutcome::FailoverSucceeded { test }, None, false)
+            .await
+    }
+
+    async fn undo(self) -> Result<(), EngineError> {
+        let session = self.session();
+        let fence = self.control.fence;
+        let mut tally = Tally::default();
+        let mut pending = Vec::new();
+        for vm in self.work.vms.iter().cloned() {
+            match vm.step.clone() {
+                Some(step) if step.status != BackupStatus::Running => {
+                    if step.status == BackupStatus::Success {
+                        tally.ok += 1
+                    } else {
+                        tally.failed += 1
+                    }
+                }
+                Some(step) => pending.push((vm, step, true)),
+                // Only replicas that run need reverting.
+                None if self.replica_runs(vm.object_uid).await => {
+                    let step = VmStep {
+                        uid: step_uid(session, vm.object_uid),
+                        status: BackupStatus::Running,
+                        restore_point_uid: None,
+                        restore_point_time: None,
+                        start_time: Timestamp::now(),
+                    };
+                    pending.push((vm, step, false));
+                }
+                None => {}
+            }
+        }
+        let mut cancelled = false;
+        let mut stopped = false;
+        for (index, batch) in pending
+            .chunks(self.ctx.settings.undo_batch_size.max(1))
+            .enumerate()
+        {
+            if self.cancel_requested().await? {
+                cancelled = true;
+                break;
+            }
+            if index > 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(self.ctx.settings.undo_batch_interval) => {}
+                    () = self.ctx.stopping.cancelled() => {}
+                    () = self.control.cancel.cancelled() => {}
+                    () = self.control.lost.cancelled() => return Err(EngineError::LostJob(session)),
+                }
+                if self.cancel_requested().await? {
+                    cancelled = true;
+                    break;
+                }
+            }
+            // A safe point between batches.
+            if self.ctx.stopping.is_cancelled() {
+                stopped = true;
+                break;
+            }
+            let mut running = JoinSet::new();
+            for (vm, mut step, resumed) in batch.iter().cloned() {
+                // A VM's undo starts with its batch, not when the session began. (A step resumed
+                // after a restart keeps its recorded start: recording it again changes nothing.)
+                if !resumed {
+                    step.start_time = Timestamp::now();
+                }
+                self.ctx
+                    .store
+                    .record_vm_start(fence, session, vm.object_uid, &step)
+                    .await?;
+                running.spawn(self.step_task(vm, step, None, resumed).run());
+            }
+            join_steps(&mut running, &mut tally).await?;
+        }
+        if stopped {
+            return Err(EngineError::Stopping(session));
+        }
+        if cancelled {
+            let message = format!(
+                "Undo cancelled by the user (code {CANCELLED_CODE}); {} VMs reverted.",
+                tally.ok
+            );
+            return self
+                .finish(RunOutcome::UndoFailed, Some(message), true)
+                .await;
+        }
+        if tally.failed > 0 {
+            let message = format!("Undo failed for {} of the plan's VMs.", tally.failed);
+            return self
+                .finish(RunOutcome::UndoFailed, Some(message), false)
+                .await;
+        }
+        self.finish(RunOutcome::UndoSucceeded, None, false).await
+    }
+
+    async fn finish(
+        &self,
+        outcome: RunOutcome,
+        message: Option<String>,
+        cancelled: bool,
+    ) -> Result<(), EngineError> {
+        finish(
+            self.ctx,
+            self.control.fence,
+            &self.work,
+            outcome,
+            message,
+            cancelled,
+        )
+        .await
+    }
+}
+
+/// Collects the VM steps of one batch. The first error (a refused write, a lost lease) stops
+/// the session: the other steps are dropped with the set, their operations left to the host
+/// and to whoever resumes the session.
+async fn join_steps(
+    running: &mut JoinSet<Result<bool, EngineError>>,
+    tally: &mut Tally,
+) -> Result<(), EngineError> {
     while let Some(joined) = running.join_next().await {
         match joined {
             Ok(Ok(true)) => tally.ok += 1,
@@ -329,161 +673,113 @@ async fn fail_over(
             }
         }
     }
-    if stopped {
-        return Err(EngineError::Stopping(session));
-    }
-    if cancelled {
-        let message = format!(
-            "Cancelled by the user (code {CANCELLED_CODE}): {} VMs were not started; {} failed over, {} failed.",
-            tally.skipped_by_cancel, tally.ok, tally.failed
-        );
-        return finish(ctx, &work, RunOutcome::FailoverFailed, Some(message), true).await;
-    }
-    if tally.failed > 0 {
-        let message = format!(
-            "Failover failed for {} of the plan's {} VMs.",
-            tally.failed,
-            work.vms.len()
-        );
-        return finish(ctx, &work, RunOutcome::FailoverFailed, Some(message), false).await;
-    }
-    if ctx.stopping.is_cancelled() {
-        return Err(EngineError::Stopping(session));
-    }
-    if !script(
-        ctx,
-        &connector,
-        &work,
-        "Post-failover script",
-        "post",
-        &work.post_failover_command,
-    )
-    .await?
-    {
-        return finish(
-            ctx,
-            &work,
-            RunOutcome::FailoverFailed,
-            Some("Every VM failed over, but the post-failover script failed.".into()),
-            false,
-        )
-        .await;
-    }
-    finish(
-        ctx,
-        &work,
-        RunOutcome::FailoverSucceeded { test },
-        None,
-        false,
-    )
-    .await
+    Ok(())
 }
 
-async fn undo(
-    ctx: &EngineContext,
+/// One VM's failover (`test: Some(_)`) or undo (`None`) step, run in its own task.
+struct StepTask {
+    ctx: EngineContext,
+    control: Control,
     connector: Arc<dyn Connector>,
-    work: SessionWork,
-) -> Result<(), EngineError> {
-    let session = work.session_uid;
-    let mut tally = Tally::default();
-    let mut pending = Vec::new();
-    for vm in work.vms.iter().cloned() {
-        match vm.step.clone() {
-            Some(step) if step.status != BackupStatus::Running => {
-                if step.status == BackupStatus::Success {
-                    tally.ok += 1
-                } else {
-                    tally.failed += 1
-                }
+    session: Uuid,
+    plan: Uuid,
+    server: Uuid,
+    deadline: Timestamp,
+    vm: VmWork,
+    step: VmStep,
+    test: Option<bool>,
+    /// The step was recorded by an earlier attempt: the connector may know it already.
+    resumed: bool,
+}
+
+impl StepTask {
+    async fn run(self) -> Result<bool, EngineError> {
+        let StepTask {
+            ctx,
+            control,
+            connector,
+            session,
+            plan,
+            server,
+            deadline,
+            vm,
+            step,
+            test,
+            resumed,
+        } = self;
+        let action = match (test, step.restore_point_uid) {
+            (Some(test), Some(point)) => Action::FailOver {
+                vm: vm.object_uid,
+                restore_point: point,
+                test,
+            },
+            (None, _) => Action::Undo { vm: vm.object_uid },
+            // `fail_over` ends a step without a restore point before it spawns one.
+            (Some(_), None) => return Ok(false),
+        };
+        let operation = Operation {
+            id: OperationId::vm_step(session, vm.object_uid),
+            server,
+            action,
+        };
+        let outcome = drive(
+            connector.as_ref(),
+            &control,
+            session,
+            &operation,
+            resumed,
+            deadline,
+            ctx.settings.vm_step_timeout,
+        )
+        .await?;
+        let end = Timestamp::now();
+        let description = match step.restore_point_time {
+            Some(at) if test.is_some() && outcome.ok => {
+                format!("{} Restore point {}.", outcome.message, at.to_wire())
             }
-            Some(step) => pending.push((vm, step)),
-            // Only replicas that are failed over need reverting.
-            None if connector.is_failed_over(vm.object_uid).await? => {
-                let step = VmStep {
-                    uid: step_uid(session, vm.object_uid),
-                    status: BackupStatus::Running,
-                    restore_point_uid: None,
-                    restore_point_time: None,
-                    start_time: Timestamp::now(),
-                };
-                pending.push((vm, step));
-            }
-            None => {}
-        }
-    }
-    let mut cancelled = false;
-    let mut stopped = false;
-    for (index, batch) in pending
-        .chunks(ctx.settings.undo_batch_size.max(1))
-        .enumerate()
-    {
-        if ctx.store.cancel_requested(session).await? {
-            cancelled = true;
-            break;
-        }
-        if index > 0 {
-            tokio::select! {
-                () = tokio::time::sleep(ctx.settings.undo_batch_interval) => {}
-                () = ctx.stopping.cancelled() => {}
-            }
-        }
-        // A safe point between batches.
-        if ctx.stopping.is_cancelled() {
-            stopped = true;
-            break;
-        }
-        let mut running = JoinSet::new();
-        for (vm, mut step) in batch.iter().cloned() {
-            // A VM's undo starts with its batch, not when the session began. (A step resumed
-            // after a restart keeps its recorded start: recording it again changes nothing.)
-            step.start_time = Timestamp::now();
-            ctx.store
-                .record_vm_start(session, vm.object_uid, &step)
-                .await?;
-            running.spawn(vm_step(
-                ctx.clone(),
-                connector.clone(),
-                StepPlace {
-                    session,
-                    plan: work.plan_uid,
-                    server: work.backup_server_uid,
-                },
-                vm,
-                step,
-                None,
-            ));
-        }
-        while let Some(joined) = running.join_next().await {
-            match joined {
-                Ok(Ok(true)) => tally.ok += 1,
-                Ok(Ok(false)) => tally.failed += 1,
-                Ok(Err(error)) => return Err(error),
-                Err(panic) => {
-                    tracing::error!(%panic, "an undo step task failed");
-                    tally.failed += 1;
-                }
-            }
-        }
-    }
-    if stopped {
-        return Err(EngineError::Stopping(session));
-    }
-    if cancelled {
-        let message = format!(
-            "Undo cancelled by the user (code {CANCELLED_CODE}); {} VMs reverted.",
-            tally.ok
+            _ => outcome.message.clone(),
+        };
+        let status = if outcome.ok {
+            BackupStatus::Success
+        } else {
+            BackupStatus::Failed
+        };
+        let kind = operation.action.kind();
+        let result = if outcome.ok { "success" } else { "failed" };
+        metrics::counter!("standby_vm_operations_total", "kind" => kind, "outcome" => result)
+            .increment(1);
+        let seconds = (end.ticks() - step.start_time.ticks()).max(0) as f64 / 10_000_000.0;
+        metrics::histogram!("standby_vm_operation_duration_seconds", "kind" => kind)
+            .record(seconds);
+        tracing::info!(
+            session.uid = %session,
+            plan.uid = %plan,
+            vm.uid = %vm.object_uid,
+            vm.name = %vm.name,
+            kind,
+            test = test.unwrap_or(false),
+            outcome = result,
+            restore_point = step.restore_point_time.map(|t| t.to_wire()).unwrap_or_default(),
+            duration_ms = (seconds * 1000.0).round(),
+            "vm step finished"
         );
-        return finish(ctx, &work, RunOutcome::UndoFailed, Some(message), true).await;
+        ctx.store
+            .record_vm_end(
+                control.fence,
+                session,
+                step.uid,
+                status,
+                end,
+                &message(&vm.name, description, outcome.ok, step.start_time, end),
+            )
+            .await?;
+        Ok(outcome.ok)
     }
-    if tally.failed > 0 {
-        let message = format!("Undo failed for {} of the plan's VMs.", tally.failed);
-        return finish(ctx, &work, RunOutcome::UndoFailed, Some(message), false).await;
-    }
-    finish(ctx, &work, RunOutcome::UndoSucceeded, None, false).await
 }
 
 async fn finish(
     ctx: &EngineContext,
+    fence: Fence,
     work: &SessionWork,
     outcome: RunOutcome,
     message: Option<String>,
@@ -514,18 +810,18 @@ async fn finish(
         },
         message,
         action_status: if cancelled {
-            "canceled"
+            ActionStatus::Canceled
         } else if succeeded {
-            "succeed"
+            ActionStatus::Succeeded
         } else {
-            "failed"
+            ActionStatus::Failed
         },
         action_expires_at: now.plus_seconds(retention.as_secs() as i64),
     };
     ctx.store
-        .finish_session(work.session_uid, &end, now)
+        .finish_session(fence, work.session_uid, &end, now)
         .await?;
-    metrics::counter!("standby_sessions_total", "kind" => work.kind.as_str(), "outcome" => end.action_status).increment(1);
+    metrics::counter!("standby_sessions_total", "kind" => work.kind.as_str(), "outcome" => end.action_status.as_str()).increment(1);
     tracing::info!(session.uid = %work.session_uid, plan.uid = %work.plan_uid, plan.status = %plan_status, "session finished");
     Ok(())
 }

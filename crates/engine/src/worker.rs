@@ -5,13 +5,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use standby_model::Timestamp;
-use standby_store::Store;
+use standby_store::{Fence, Job, LeaseRenewal, Store};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::sim::{SimConnector, SimSettings};
+use crate::connector::Registry;
+use crate::run::Control;
 use crate::{EngineContext, EngineError, EngineSettings, run};
 
 /// A handle on the running engine: wake it when work arrives, stop it at shutdown.
@@ -28,7 +29,7 @@ impl Engine {
     pub async fn start(
         store: Arc<dyn Store>,
         settings: EngineSettings,
-        sim: SimSettings,
+        connectors: Registry,
         recover_all: bool,
     ) -> Result<Engine, standby_store::StoreError> {
         if recover_all {
@@ -42,7 +43,7 @@ impl Engine {
         }
         let stopping = CancellationToken::new();
         let ctx = EngineContext {
-            sim: Arc::new(SimConnector::new(store.clone(), sim)),
+            connectors,
             store,
             settings: Arc::new(settings),
             stopping: stopping.clone(),
@@ -109,37 +110,8 @@ async fn work_loop(ctx: EngineContext, wake: Arc<Notify>, worker: String) {
             .await
         {
             Ok(Some(job)) => {
-                tracing::info!(session.uid = %job.session_uid, attempt = job.attempts, "session claimed");
-                let resumed = if job.attempts > 1 { "true" } else { "false" };
-                metrics::counter!("standby_jobs_claimed_total", "resumed" => resumed).increment(1);
-                let heartbeat = tokio::spawn(heartbeat(ctx.clone(), job.uid, worker.clone()));
-                match run::run_session(&ctx, job.session_uid).await {
-                    Ok(()) => heartbeat.abort(),
-                    Err(EngineError::Stopping(session)) => {
-                        heartbeat.abort();
-                        match ctx
-                            .store
-                            .release_job(job.uid, &worker, Timestamp::now())
-                            .await
-                        {
-                            Ok(_) => {
-                                tracing::info!(session.uid = %session, "session paused for shutdown; it resumes on the next start")
-                            }
-                            Err(error) => {
-                                tracing::warn!(session.uid = %session, %error, "releasing a job at shutdown failed; it resumes when its lease runs out")
-                            }
-                        }
-                        return;
-                    }
-                    Err(error) => {
-                        // The job stays leased; when the lease runs out it is retried from where it stopped.
-                        tracing::error!(session.uid = %job.session_uid, %error, "session interrupted; it will be resumed");
-                        heartbeat.abort();
-                        tokio::select! {
-                            () = tokio::time::sleep(ctx.settings.lease) => {}
-                            () = ctx.stopping.cancelled() => return,
-                        }
-                    }
+                if run_job(&ctx, job).await.is_break() {
+                    return;
                 }
             }
             Ok(None) => {
@@ -156,18 +128,122 @@ async fn work_loop(ctx: EngineContext, wake: Arc<Notify>, worker: String) {
     }
 }
 
-async fn heartbeat(ctx: EngineContext, job: Uuid, worker: String) {
+/// The pause before attempt `attempts + 1` after an error: `retry_backoff`, doubling, at most a
+/// minute.
+fn backoff(settings: &EngineSettings, attempts: i64) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    settings
+        .retry_backoff
+        .saturating_mul(1u32 << doublings)
+        .min(Duration::from_secs(60))
+}
+
+/// Runs one claimed job's attempt; `Break` when the process is stopping.
+async fn run_job(ctx: &EngineContext, job: Job) -> std::ops::ControlFlow<()> {
+    use std::ops::ControlFlow::{Break, Continue};
+    let session = job.session_uid;
+    let fence = job.fence();
+    tracing::info!(session.uid = %session, attempt = job.attempts, epoch = job.epoch, "session claimed");
+    let resumed = if job.attempts > 1 { "true" } else { "false" };
+    metrics::counter!("standby_jobs_claimed_total", "resumed" => resumed).increment(1);
+    let max_attempts = i64::from(ctx.settings.max_session_attempts.max(1));
+    if job.attempts > max_attempts {
+        // Interrupted (a crash, a lost lease) on every attempt so far: never loop.
+        let reason = format!(
+            "Standby gave up on this session after {max_attempts} attempts; the last one ended with: {}",
+            job.last_error
+                .as_deref()
+                .unwrap_or("the process running it stopped or lost its hold on it")
+        );
+        settle(ctx, fence, session, reason).await;
+        return Continue(());
+    }
+    let control = Control {
+        fence,
+        lost: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+    };
+    let heartbeat = tokio::spawn(heartbeat(ctx.clone(), control.clone()));
+    let result = run::run_session(ctx, &control, session).await;
+    heartbeat.abort();
+    match result {
+        Ok(()) => Continue(()),
+        Err(EngineError::Stopping(_)) => {
+            match ctx.store.release_job(fence, Timestamp::now()).await {
+                Ok(_) => {
+                    tracing::info!(session.uid = %session, "session paused for shutdown; it resumes on the next start")
+                }
+                Err(error) => {
+                    tracing::warn!(session.uid = %session, %error, "releasing a job at shutdown failed; it resumes when its lease runs out")
+                }
+            }
+            Break(())
+        }
+        Err(error) if error.is_lost_job() => {
+            // Another worker holds the job now: it resumes the session. Write nothing more.
+            metrics::counter!("standby_sessions_fenced_total").increment(1);
+            tracing::warn!(session.uid = %session, epoch = job.epoch, %error, "lost the job; this worker stopped the session");
+            Continue(())
+        }
+        Err(error) if job.attempts >= max_attempts => {
+            let reason = format!(
+                "Standby gave up on this session after {max_attempts} attempts; the last one ended with: {error}"
+            );
+            settle(ctx, fence, session, reason).await;
+            Continue(())
+        }
+        Err(error) => {
+            let pause = backoff(&ctx.settings, job.attempts);
+            tracing::error!(session.uid = %session, attempt = job.attempts, %error, retry_in_ms = pause.as_millis() as u64, "session attempt failed; it will be retried");
+            let now = Timestamp::now();
+            let run_at = now.plus_millis(pause.as_millis() as i64);
+            if let Err(error) = ctx
+                .store
+                .retry_job(fence, &error.to_string(), run_at, now)
+                .await
+            {
+                // The job stays leased; when the lease runs out it is claimed again.
+                tracing::warn!(session.uid = %session, %error, "requeueing a failed attempt failed");
+            }
+            Continue(())
+        }
+    }
+}
+
+/// Ends a session that used up its attempts.
+async fn settle(ctx: &EngineContext, fence: Fence, session: Uuid, reason: String) {
+    tracing::error!(session.uid = %session, %reason, "session failed: no attempts left");
+    metrics::counter!("standby_sessions_exhausted_total").increment(1);
+    if let Err(error) = run::give_up(ctx, fence, session, reason.clone()).await {
+        tracing::error!(session.uid = %session, %error, "ending an exhausted session failed");
+        // Keep it out of the queue for a while rather than spin on it; the next claim tries again.
+        let now = Timestamp::now();
+        let _ = ctx
+            .store
+            .retry_job(fence, &reason, now.plus_seconds(60), now)
+            .await;
+    }
+}
+
+/// Keeps the lease while the session runs. A lost lease fires `control.lost` (the session stops
+/// at once); the user's cancel, read on each renewal, fires `control.cancel`.
+async fn heartbeat(ctx: EngineContext, control: Control) {
     let every = ctx.settings.lease / 3;
     loop {
         tokio::time::sleep(every).await;
         match ctx
             .store
-            .extend_lease(job, &worker, lease_end(&ctx.settings))
+            .extend_lease(control.fence, lease_end(&ctx.settings))
             .await
         {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(job.uid = %job, "lost the lease on a job");
+            Ok(LeaseRenewal::Held { cancel_requested }) => {
+                if cancel_requested {
+                    control.cancel.cancel();
+                }
+            }
+            Ok(LeaseRenewal::Lost) => {
+                tracing::warn!(job.uid = %control.fence.job, epoch = control.fence.epoch, "lost the lease on a job");
+                control.lost.cancel();
                 return;
             }
             Err(error) => tracing::warn!(%error, "extending a lease failed"),

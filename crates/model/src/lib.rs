@@ -5,6 +5,7 @@
 //! wire shape and the state rules live in exactly one place.
 
 pub mod enums;
+pub mod lifecycle;
 pub mod plan;
 pub mod role;
 pub mod state;
@@ -14,6 +15,7 @@ pub mod version;
 pub use enums::{
     BackupStatus, MessageSeverity, PlanStatus, PlanType, SessionKind, SessionStatus, WireEnum,
 };
+pub use lifecycle::{ActionStatus, JobState};
 pub use plan::{FailoverPlan, LastSession, PlanObject, RestoreSession, SessionMessage};
 pub use role::Role;
 pub use state::{PlanRequest, RunOutcome, TransitionRefused};

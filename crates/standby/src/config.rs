@@ -67,6 +67,14 @@ pub struct ServeArgs {
     /// Seconds between undo batches of 5 VMs [default: 10].
     #[arg(long, env = "STANDBY_UNDO_BATCH_INTERVAL_SECONDS")]
     undo_batch_interval_seconds: Option<u64>,
+    /// A VM step not finished this many seconds after it started fails that VM; the plan goes
+    /// on. An unreachable host is retried until then. 1 to 86400 [default: 900].
+    #[arg(long, env = "STANDBY_VM_STEP_TIMEOUT_SECONDS")]
+    vm_step_timeout_seconds: Option<u64>,
+    /// Attempts a session gets (each crash, lost lease or error ends one) before it ends Failed
+    /// with the reason, 1 to 100 [default: 5].
+    #[arg(long, env = "STANDBY_MAX_SESSION_ATTEMPTS")]
+    max_session_attempts: Option<u32>,
     /// The sim connector's boot time per VM in milliseconds, `MIN-MAX` [default: 2000-6000].
     #[arg(long, env = "STANDBY_SIM_BOOT_MS")]
     sim_boot_ms: Option<String>,
@@ -121,6 +129,8 @@ struct FileSettings {
     workers: Option<usize>,
     max_parallel_boots: Option<usize>,
     undo_batch_interval_seconds: Option<u64>,
+    vm_step_timeout_seconds: Option<u64>,
+    max_session_attempts: Option<u32>,
     sim_boot_ms: Option<String>,
     action_success_retention_seconds: Option<u64>,
     action_failure_retention_seconds: Option<u64>,
@@ -232,6 +242,19 @@ impl Settings {
             .undo_batch_interval_seconds
             .or(file.undo_batch_interval_seconds)
             .map_or(engine_defaults.undo_batch_interval, Duration::from_secs);
+        let vm_step_timeout = match args
+            .vm_step_timeout_seconds
+            .or(file.vm_step_timeout_seconds)
+        {
+            None => engine_defaults.vm_step_timeout,
+            Some(seconds) if (1..=86_400).contains(&seconds) => Duration::from_secs(seconds),
+            Some(seconds) => bail!("vm_step_timeout_seconds must be 1 to 86400, not {seconds}"),
+        };
+        let max_session_attempts = match args.max_session_attempts.or(file.max_session_attempts) {
+            None => engine_defaults.max_session_attempts,
+            Some(attempts) if (1..=100).contains(&attempts) => attempts,
+            Some(attempts) => bail!("max_session_attempts must be 1 to 100, not {attempts}"),
+        };
         let boot_ms = match args.sim_boot_ms.or(file.sim_boot_ms) {
             None => standby_engine::sim::SimSettings::default().boot_ms,
             Some(text) => parse_range(&text)
@@ -276,6 +299,8 @@ impl Settings {
                 max_parallel_boots,
                 undo_batch_interval: undo_interval,
                 lease,
+                vm_step_timeout,
+                max_session_attempts,
                 success_retention,
                 failure_retention,
                 ..engine_defaults

@@ -1,5 +1,6 @@
 //! `standby serve`: open the store, load fleets, make sure an administrator exists, serve.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
@@ -90,10 +91,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // On SQLite (one node) jobs a previous process held are resumed at once; on PostgreSQL
     // other nodes may be running them, so they are taken over only when their lease runs out.
     let single_node = store.single_node();
+    // The connectors a backup server can name (`backup_servers.connector`).
+    let connectors = standby_engine::Registry::new().with(
+        "sim",
+        Arc::new(standby_engine::sim::SimConnector::new(
+            store.sim_ledger(),
+            settings.sim.clone(),
+        )),
+    );
     let engine = standby_engine::Engine::start(
         store.clone(),
         settings.engine.clone(),
-        settings.sim.clone(),
+        connectors,
         single_node,
     )
     .await

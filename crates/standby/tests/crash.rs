@@ -89,7 +89,7 @@ async fn sessions_survive_sigkill_and_nothing_runs_twice() {
         "{actions:?}"
     );
 
-    let executions = store.open().await.sim_executions().await.unwrap();
+    let executions = app.sim_executions().await;
     let scripts = (0..PLANS_COUNT).filter(|p| p % 3 == 0).count() * 2;
     assert_eq!(
         executions.len(),

@@ -317,7 +317,7 @@ async fn a_retry_skips_vms_already_failed_over() {
         .collect();
     assert_eq!(skipped, ["ok1", "ok2"]);
 
-    let executions = store.open().await.sim_executions().await.unwrap();
+    let executions = app.sim_executions().await;
     let second_session = done["lastSession"]["instanceUid"].as_str().unwrap();
     assert_eq!(
         executions
@@ -339,7 +339,8 @@ async fn a_retry_skips_vms_already_failed_over() {
 
 #[tokio::test]
 async fn scripts_run_around_the_vms_and_offline_servers_fail() {
-    let app = TestApp::with_fleet(FLEET, &[]).await;
+    // An offline server is retried until the step's deadline, then the VM fails naming why.
+    let app = TestApp::with_fleet(FLEET, &["--vm-step-timeout-seconds", "2"]).await;
     let scripted = uid(&app.plan_named("Scripted").await);
     act(&app, &scripted, "start", &[]).await;
     let done = app.wait_for(&scripted, &["Completed", "Failed"]).await;
@@ -361,7 +362,7 @@ async fn scripts_run_around_the_vms_and_offline_servers_fail() {
     assert_eq!(failed["status"], "Failed");
     assert_eq!(
         failed["lastSession"]["detailedMessages"][0]["description"],
-        "The backup server is offline."
+        "The step did not finish within 2 s; last error: the host is unavailable: The backup server is offline."
     );
 }
 

@@ -149,7 +149,7 @@ async fn three_nodes_share_one_database_and_survive_losing_one() {
     );
 
     // Exactly once: one ledger entry per VM (and the one patched-in script), none run twice.
-    let executions = store.open().await.sim_executions().await.unwrap();
+    let executions = nodes[0].sim_executions().await;
     assert_eq!(executions.len(), PLANS_COUNT * VMS_PER_PLAN + 1);
     let repeated: Vec<_> = executions.iter().filter(|(_, n)| **n != 1).collect();
     assert!(repeated.is_empty(), "executed more than once: {repeated:?}");
@@ -163,4 +163,91 @@ async fn three_nodes_share_one_database_and_survive_losing_one() {
         .await
         .unwrap();
     assert!(resumed >= 1, "no job was taken over from the killed node");
+}
+
+/// Issue 15: a node that is paused, not dead. Node A runs a plan; it is SIGSTOPped for longer
+/// than its lease; node B takes the session over and finishes it. When A is resumed (SIGCONT)
+/// its late writes are refused by the epoch, it stops that session and writes nothing, and the
+/// sim ledger shows every operation submitted exactly once.
+#[tokio::test]
+async fn a_paused_node_wakes_up_fenced_off() {
+    let Some(admin_url) = postgres_under_test() else {
+        eprintln!("skipped: set STANDBY_TEST_POSTGRES_URL to run the pause test");
+        return;
+    };
+    const VMS: usize = 6;
+    let store = TestStore::postgres(&admin_url).await;
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("fleet.toml");
+    std::fs::write(&file, one_plan_fleet("paused", VMS)).unwrap();
+    // Boots long enough that the pause lands in the middle of them; two at a time, so VMs are
+    // left to start when A is paused.
+    let args = [
+        "--sim-boot-ms",
+        "1500-2500",
+        "--workers",
+        "1",
+        "--max-parallel-boots",
+        "2",
+        "--lease-seconds",
+        "3",
+    ];
+    let mut node_args = vec!["--fleet", file.to_str().unwrap()];
+    node_args.extend_from_slice(&args);
+    let a = TestApp::start(&store, &node_args).await;
+    let plan = a.plan_named("paused").await["instanceUid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = send(a.post(&format!("{PLANS}/{plan}/start"))).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !a
+        .objects_of(&plan)
+        .await
+        .iter()
+        .any(|o| o["restoreSession"]["backupStatus"] == "Running")
+    {
+        assert!(std::time::Instant::now() < deadline, "no VM started on A");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Only now does B exist, so A holds the session. Pause A past its lease.
+    let b = TestApp::start(&store, &args).await;
+    a.signal("STOP");
+    let done = b.wait_for(&plan, &["Completed", "Failed"]).await;
+    assert_eq!(done["status"], "Completed", "{done}");
+    a.signal("CONT");
+    // A wakes: its timers fire, its steps' waits end, its writes are refused. Give it time.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, _) = send(a.get("/readyz")).await;
+    assert_eq!(status, 200, "A is still serving after it was fenced off");
+
+    let after = b.plan(&plan).await;
+    assert_eq!(after["status"], "Completed", "A changed nothing: {after}");
+    let lines = after["lastSession"]["detailedMessages"].as_array().unwrap();
+    let mut titles: Vec<&str> = lines.iter().map(|l| l["title"].as_str().unwrap()).collect();
+    titles.sort_unstable();
+    let mut expected: Vec<String> = (0..VMS).map(|i| format!("vm-{i}")).collect();
+    expected.sort_unstable();
+    assert_eq!(
+        titles, expected,
+        "one line per VM, none from A after its pause"
+    );
+    let executions = b.sim_executions().await;
+    assert_eq!(executions.len(), VMS, "{executions:?}");
+    let repeated: Vec<_> = executions.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "submitted more than once: {repeated:?}"
+    );
+    // And the pause really cost A its lease: the job was claimed twice.
+    let standby_store::Location::Postgres(url) = &store.location else {
+        unreachable!("a PostgreSQL store")
+    };
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let (epoch,): (i64,) = sqlx::query_as("SELECT MAX(epoch) FROM jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(epoch >= 2, "B never took the job over (epoch {epoch})");
 }

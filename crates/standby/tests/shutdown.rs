@@ -81,7 +81,7 @@ async fn sigterm_stops_at_a_safe_point_and_the_session_resumes() {
             "{object}"
         );
     }
-    let executions = store.open().await.sim_executions().await.unwrap();
+    let executions = app.sim_executions().await;
     assert_eq!(executions.len(), VMS, "{executions:?}");
     assert!(
         executions.values().all(|count| *count == 1),

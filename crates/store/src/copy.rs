@@ -249,6 +249,7 @@ pub static TABLES: &[TableSpec] = &[
             ("last_error", Text),
             ("created_at", Int),
             ("updated_at", Int),
+            ("epoch", Int),
         ],
     },
     TableSpec {
@@ -290,6 +291,7 @@ pub static TABLES: &[TableSpec] = &[
             ("message", Text),
             ("started_at", Int),
             ("finished_at", Int),
+            ("plan", Text),
         ],
     },
     TableSpec {

@@ -13,6 +13,7 @@ mod migrations;
 pub mod postgres;
 mod rows;
 pub mod sessions;
+pub mod sim_ledger;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 pub use location::{Location, open};
 pub use postgres::{PgStore, create_scratch_database};
 pub use sessions::*;
+pub use sim_ledger::{ReplicaChange, SimLedger, SimOperationRecord, SimOutcome};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,15 @@ pub enum StoreError {
     /// A database URL or setting that cannot be used.
     #[error("{0}")]
     Config(String),
+    /// An engine write made under a claim that is no longer held: another worker claimed the
+    /// job since (its epoch is higher), or the job was requeued or finished. Nothing was written.
+    #[error("job {job} is no longer held at epoch {epoch}; the write was refused")]
+    Fenced { job: Uuid, epoch: i64 },
+}
+
+/// At most `max` characters of `text` (for free text from outside kept in a bounded column).
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// Which plans a caller may see. Company users see plans on their company's servers and
@@ -87,6 +98,24 @@ pub struct Page<T> {
 pub struct CommandChange {
     pub pre_failover_command: Option<String>,
     pub post_failover_command: Option<String>,
+}
+
+impl CommandChange {
+    /// The plan as it reads once this change is applied (a script is enabled when its command
+    /// is not empty, as the store derives it): what a PATCH answers, built before the change
+    /// commits so that the answer can be kept in the same transaction.
+    pub fn applied_to(&self, plan: &FailoverPlan) -> FailoverPlan {
+        let mut changed = plan.clone();
+        if let Some(command) = &self.pre_failover_command {
+            changed.pre_failover_command = command.clone();
+            changed.pre_failover_script_enabled = !command.is_empty();
+        }
+        if let Some(command) = &self.post_failover_command {
+            changed.post_failover_command = command.clone();
+            changed.post_failover_script_enabled = !command.is_empty();
+        }
+        changed
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,11 +250,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_objects(&self, query: &ListQuery) -> Result<Page<PlanObject>, StoreError>;
     async fn server_visible(&self, scope: Scope, uid: Uuid) -> Result<bool, StoreError>;
     /// Applies a PATCH unless a session runs (`StoreError::Refused`); `None` if not visible.
+    /// `idempotent_answer`: the `X-Request-id` the PATCH came under and its answer, kept in the
+    /// change's transaction, so a retry after a crash between the two replays instead of
+    /// waiting out the reservation and patching again.
     async fn update_plan_commands(
         &self,
         scope: Scope,
         uid: Uuid,
         change: &CommandChange,
+        idempotent_answer: Option<&(Uuid, StoredResponse)>,
     ) -> Result<Option<FailoverPlan>, StoreError>;
 
     async fn count_users(&self) -> Result<u64, StoreError>;
@@ -312,27 +345,31 @@ pub trait Store: Send + Sync + 'static {
         session: &NewSession,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
-    /// Claims the oldest ready job, leasing it to `worker` until `lease_until`.
+    /// Claims the oldest ready job, leasing it to `worker` until `lease_until`. The claim raises
+    /// the job's epoch: the returned [`Job::fence`] is what this worker's writes must name.
     async fn claim_job(
         &self,
         worker: &str,
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>, StoreError>;
-    /// Extends a held lease; `false` if the worker no longer holds the job.
+    /// Extends a held lease and reports whether the user asked the session to stop.
     async fn extend_lease(
         &self,
-        job: Uuid,
-        worker: &str,
+        fence: Fence,
         lease_until: Timestamp,
-    ) -> Result<bool, StoreError>;
-    /// Hands a job this worker holds back to the queue at once (a graceful shutdown), so the
-    /// next start or another node resumes it without waiting for the lease; `false` if the
-    /// worker no longer held it.
-    async fn release_job(
+    ) -> Result<LeaseRenewal, StoreError>;
+    /// Hands a held job back to the queue at once (a graceful shutdown), so the next start or
+    /// another node resumes it without waiting for the lease; the attempt is not counted.
+    /// `false` if the job was no longer held.
+    async fn release_job(&self, fence: Fence, now: Timestamp) -> Result<bool, StoreError>;
+    /// Puts a held job back in the queue after an error, to be claimed again no earlier than
+    /// `run_at`, keeping `error` as its `last_error`. `false` if the job was no longer held.
+    async fn retry_job(
         &self,
-        job: Uuid,
-        worker: &str,
+        fence: Fence,
+        error: &str,
+        run_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Puts running jobs back in the queue: those whose lease ended before `expired_before`, or
@@ -351,9 +388,12 @@ pub trait Store: Send + Sync + 'static {
         object: Uuid,
         at_or_before: Option<Timestamp>,
     ) -> Result<Option<(Uuid, Timestamp)>, StoreError>;
-    /// Records that a VM's step started (before the connector is called); idempotent.
+    /// Records that a VM's step started (before the connector is called); idempotent. This and
+    /// the other session writes below are fenced: refused with `StoreError::Fenced` unless
+    /// `fence` still holds the session's job.
     async fn record_vm_start(
         &self,
+        fence: Fence,
         session: Uuid,
         object: Uuid,
         step: &VmStep,
@@ -361,6 +401,7 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a VM's step with its log line, atomically; a second call for the same step does nothing.
     async fn record_vm_end(
         &self,
+        fence: Fence,
         session: Uuid,
         step: Uuid,
         status: standby_model::BackupStatus,
@@ -369,12 +410,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     async fn append_session_message(
         &self,
+        fence: Fence,
         session: Uuid,
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError>;
     /// Ends a session: its status, the plan's status, its async action, its job; one transaction.
     async fn finish_session(
         &self,
+        fence: Fence,
         session: Uuid,
         end: &SessionEnd,
         now: Timestamp,
@@ -417,29 +460,11 @@ pub trait Store: Send + Sync + 'static {
     /// Drops a finished action's result; `false` if it is still running or unknown.
     async fn forget_action(&self, uid: Uuid, now: Timestamp) -> Result<bool, StoreError>;
 
-    // --- The simulated hypervisor (the `sim` connector keeps its state here) ---------------
+    // --- Connectors' own state -------------------------------------------------------------
 
-    async fn sim_begin(
-        &self,
-        operation: &str,
-        object: Option<Uuid>,
-        kind: &str,
-        now: Timestamp,
-    ) -> Result<SimOperation, StoreError>;
-    /// Records an operation's outcome and, if it succeeded, its change to a replica; atomically.
-    async fn sim_finish(
-        &self,
-        operation: &str,
-        ok: bool,
-        message: &str,
-        change: Option<ReplicaChange>,
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
-    async fn sim_replica_state(&self, object: Uuid) -> Result<Option<String>, StoreError>;
-    async fn sim_faults(&self, target: Uuid) -> Result<Vec<String>, StoreError>;
-    async fn set_sim_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError>;
-    /// Executions per operation id.
-    async fn sim_executions(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError>;
+    /// The `sim` connector's ledger, replicas and faults, kept in this database but apart from
+    /// the plan store (see [`SimLedger`]).
+    fn sim_ledger(&self) -> std::sync::Arc<dyn SimLedger>;
 }
 
 /// One audit record.

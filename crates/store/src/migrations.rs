@@ -44,6 +44,11 @@ const SQLITE: &[Embedded] = &[
         "login attempts",
         include_str!("../migrations/sqlite/0006_login_attempts.sql"),
     ),
+    (
+        7,
+        "fencing",
+        include_str!("../migrations/sqlite/0007_fencing.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -61,6 +66,11 @@ const POSTGRES: &[Embedded] = &[
         3,
         "login attempts",
         include_str!("../migrations/postgres/0003_login_attempts.sql"),
+    ),
+    (
+        4,
+        "fencing",
+        include_str!("../migrations/postgres/0004_fencing.sql"),
     ),
 ];
 

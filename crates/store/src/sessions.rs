@@ -1,9 +1,9 @@
 //! What the engine reads and writes through the store: sessions being started and run, the job
-//! queue, async actions, and the simulated hypervisor's ledger.
+//! queue and its fencing, async actions.
 
 use std::collections::BTreeMap;
 
-use standby_model::{BackupStatus, PlanStatus, SessionKind, Timestamp};
+use standby_model::{ActionStatus, BackupStatus, PlanStatus, SessionKind, Timestamp};
 use uuid::Uuid;
 
 /// A start or undo, accepted: created with its session, async action and job in one transaction.
@@ -36,8 +36,41 @@ pub struct NewAsyncAction {
 pub struct Job {
     pub uid: Uuid,
     pub session_uid: Uuid,
-    /// How many times a worker has claimed it (more than one: a resume after a crash).
+    /// How many times a worker has claimed it (more than one: a resume after a crash or an
+    /// error). A graceful shutdown hands the job back without counting its attempt.
     pub attempts: i64,
+    /// Raised by every claim: what this worker's writes name (see [`Fence`]).
+    pub epoch: i64,
+    /// Why the previous attempt ended, if it ended in an error.
+    pub last_error: Option<String>,
+}
+
+impl Job {
+    pub fn fence(&self) -> Fence {
+        Fence {
+            job: self.uid,
+            epoch: self.epoch,
+        }
+    }
+}
+
+/// The claim an engine write is made under. The store refuses the write with
+/// `StoreError::Fenced` unless the job is still running at this epoch, so a worker that lost
+/// its job (its lease ran out while it was paused or cut off, and another worker claimed it)
+/// cannot change the session any more. The check and the write are one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub job: Uuid,
+    pub epoch: i64,
+}
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseRenewal {
+    /// Still held, renewed; `cancel_requested`: the user asked the session to stop.
+    Held { cancel_requested: bool },
+    /// Another worker holds the job now, or it was requeued or finished.
+    Lost,
 }
 
 /// The job queue at a glance, across every node sharing the store.
@@ -92,29 +125,8 @@ pub struct SessionEnd {
     pub plan_status: PlanStatus,
     pub session_status: standby_model::SessionStatus,
     pub message: Option<String>,
-    /// `succeed`, `failed` or `canceled`.
-    pub action_status: &'static str,
+    pub action_status: ActionStatus,
     pub action_expires_at: Timestamp,
-}
-
-/// What a successful sim operation does to a VM's replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplicaChange {
-    /// The replica runs from a restore point: failed over, or booted for a test.
-    Running { vm: Uuid, test: bool, point: Uuid },
-    /// The replica is off again; the VM is back in production.
-    Reverted { vm: Uuid },
-}
-
-/// What the simulated hypervisor knows of an operation id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SimOperation {
-    /// First call: executions is now 1; carry it out.
-    Started,
-    /// Started before (by a process that died): finish it, it is not executed again.
-    InFlight { started_at: Timestamp },
-    /// Finished: the stored outcome is the answer.
-    Done { ok: bool, message: String },
 }
 
 /// An async action as `/asyncActions` shows it.
@@ -123,7 +135,7 @@ pub struct AsyncActionRecord {
     pub uid: Uuid,
     pub initiator_uid: Uuid,
     pub action_name: String,
-    pub status: String,
+    pub status: ActionStatus,
     pub request_body: Option<String>,
     pub query_parameters: BTreeMap<String, Vec<String>>,
     pub session_uid: Option<Uuid>,

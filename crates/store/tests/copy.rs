@@ -136,25 +136,24 @@ async fn populated(location: &Location) {
         .unwrap()
         .items[0]
         .instance_uid;
-    store
-        .sim_begin("op/1", Some(fleet_vm), "failover", Timestamp::now())
+    let sim = store.sim_ledger();
+    sim.submit("op/1", Some(fleet_vm), "failover", "{}", Timestamp::now())
         .await
         .unwrap();
-    store
-        .sim_finish(
-            "op/1",
-            true,
-            "booted",
-            Some(standby_store::ReplicaChange::Running {
-                vm: fleet_vm,
-                test: false,
-                point: Uuid::now_v7(),
-            }),
-            Timestamp::now(),
-        )
-        .await
-        .unwrap();
-    store.set_sim_fault(fleet_vm, "slow", true).await.unwrap();
+    sim.complete(
+        "op/1",
+        standby_store::SimOutcome::Succeeded,
+        "booted",
+        Some(standby_store::ReplicaChange::Running {
+            vm: fleet_vm,
+            test: false,
+            point: Uuid::now_v7(),
+        }),
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    sim.set_fault(fleet_vm, "slow", true).await.unwrap();
 }
 
 fn everything(catalog: &'static standby_query::Catalog) -> ListQuery {

@@ -5,8 +5,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use standby_fleet::demo::demo_fleet;
-use standby_model::{PlanStatus, SessionKind, SessionStatus, Timestamp};
-use standby_store::{NewAsyncAction, NewSession, Scope, SessionEnd, StoreError};
+use standby_model::{ActionStatus, PlanStatus, SessionKind, SessionStatus, Timestamp};
+use standby_store::{
+    LeaseRenewal, NewAsyncAction, NewSession, Scope, SessionEnd, StoreError, VmStep,
+};
 use uuid::Uuid;
 
 /// The store's Ready plans (the demo has many), in default order.
@@ -99,22 +101,52 @@ async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
         .unwrap()
         .unwrap();
     assert_eq!((again.uid, again.attempts), (job.uid, 2));
-    assert!(
-        !store
-            .extend_lease(job.uid, "w", now.plus_seconds(30))
+    assert_eq!(again.epoch, job.epoch + 1, "every claim raises the epoch");
+    assert_eq!(
+        store
+            .extend_lease(job.fence(), now.plus_seconds(30))
             .await
             .unwrap(),
+        LeaseRenewal::Lost,
         "the first worker lost it"
+    );
+    assert_eq!(
+        store
+            .extend_lease(again.fence(), now.plus_seconds(30))
+            .await
+            .unwrap(),
+        LeaseRenewal::Held {
+            cancel_requested: false
+        }
     );
 
     let end = SessionEnd {
         plan_status: PlanStatus::Completed,
         session_status: SessionStatus::Success,
         message: None,
-        action_status: "succeed",
+        action_status: ActionStatus::Succeeded,
         action_expires_at: now.plus_seconds(300),
     };
-    store.finish_session(first.uid, &end, now).await.unwrap();
+    // The first worker's claim is stale: its end is refused and changes nothing.
+    assert!(matches!(
+        store
+            .finish_session(job.fence(), first.uid, &end, now)
+            .await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert_eq!(
+        store
+            .get_plan(Scope::All, plan.instance_uid)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        PlanStatus::InProgress
+    );
+    store
+        .finish_session(again.fence(), first.uid, &end, now)
+        .await
+        .unwrap();
     assert_eq!(
         store
             .get_plan(Scope::All, plan.instance_uid)
@@ -138,7 +170,7 @@ async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
             .unwrap()
             .unwrap()
             .status,
-        "succeed"
+        ActionStatus::Succeeded
     );
 
     let later = now.plus_seconds(301);
@@ -161,6 +193,25 @@ async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
     );
 }
 
+/// A start (or undo) of `plan` with nothing else attached.
+fn start_of(plan: Uuid, kind: SessionKind) -> NewSession {
+    NewSession {
+        uid: Uuid::now_v7(),
+        plan_uid: plan,
+        kind,
+        requested_point: None,
+        started_by: "test".into(),
+        action: NewAsyncAction {
+            uid: Uuid::now_v7(),
+            initiator_uid: Uuid::nil(),
+            action_name: "StartBackupFailoverPlan".into(),
+            query_parameters: BTreeMap::new(),
+            result: "{}".into(),
+        },
+        idempotent_answer: None,
+    }
+}
+
 /// Many workers claiming at once (on PostgreSQL: many connections racing) take every ready
 /// job exactly once, and concurrent log lines of one session get distinct numbers.
 #[tokio::test]
@@ -172,21 +223,7 @@ async fn racing_workers_claim_each_job_once() {
     assert!(ready.len() >= 10, "the demo has ready plans");
     let now = Timestamp::now();
     for plan in &ready {
-        let session = NewSession {
-            uid: Uuid::now_v7(),
-            plan_uid: plan.instance_uid,
-            kind: SessionKind::Test,
-            requested_point: None,
-            started_by: "test".into(),
-            action: NewAsyncAction {
-                uid: Uuid::now_v7(),
-                initiator_uid: Uuid::nil(),
-                action_name: "StartBackupFailoverPlan".into(),
-                query_parameters: BTreeMap::new(),
-                result: "{}".into(),
-            },
-            idempotent_answer: None,
-        };
+        let session = start_of(plan.instance_uid, SessionKind::Test);
         assert!(
             store
                 .begin_session(Scope::All, &session, now)
@@ -204,7 +241,7 @@ async fn racing_workers_claim_each_job_once() {
                 .await
                 .unwrap()
             {
-                claimed.push(job.session_uid);
+                claimed.push(job.clone());
             }
             claimed
         }));
@@ -213,12 +250,13 @@ async fn racing_workers_claim_each_job_once() {
     for worker in workers {
         claimed.extend(worker.await.unwrap());
     }
-    let distinct: std::collections::BTreeSet<_> = claimed.iter().collect();
+    let distinct: std::collections::BTreeSet<_> = claimed.iter().map(|j| j.session_uid).collect();
     assert_eq!(claimed.len(), ready.len(), "every job claimed once");
     assert_eq!(distinct.len(), ready.len());
 
     // Ten log lines appended at once to one session all land, numbered without collision.
-    let session = claimed[0];
+    let session = claimed[0].session_uid;
+    let fence = claimed[0].fence();
     let mut appends = Vec::new();
     for line in 0..10 {
         let store = store.store.clone();
@@ -230,7 +268,7 @@ async fn racing_workers_claim_each_job_once() {
                 start_time: None,
                 end_time: None,
             };
-            store.append_session_message(session, &message).await
+            store.append_session_message(fence, session, &message).await
         }));
     }
     for append in appends {
@@ -294,6 +332,332 @@ async fn a_start_and_its_idempotent_answer_commit_together() {
     );
     // No complete_request: the process is gone. The retry, even after the abandoned-reservation
     // time has passed, replays the answer.
+    for at in [now.plus_seconds(1), now.plus_seconds(121)] {
+        assert_eq!(
+            store.reserve_request(&key, at, later).await.unwrap(),
+            standby_store::Reservation::Replay(answer.clone()),
+        );
+    }
+}
+
+/// Issue 15, fencing: a worker whose job was taken over (its lease ran out, another worker
+/// claimed it) has every session write refused, and nothing it tried is visible; the new holder's
+/// writes land. Each write checks the epoch in its own transaction.
+#[tokio::test]
+async fn a_stale_epoch_writes_nothing() {
+    let store = common::fresh_store().await;
+    store
+        .import_fleet(&demo_fleet(Timestamp::now()))
+        .await
+        .unwrap();
+    let plan = ready_plans(&store).await.remove(0);
+    let now = Timestamp::now();
+    let session = start_of(plan.instance_uid, SessionKind::Failover);
+    assert!(
+        store
+            .begin_session(Scope::All, &session, now)
+            .await
+            .unwrap()
+    );
+    let stale = store
+        .claim_job("paused", now, now.plus_seconds(15))
+        .await
+        .unwrap()
+        .unwrap();
+    store.requeue_jobs(None, now).await.unwrap();
+    let current = store
+        .claim_job("successor", now, now.plus_seconds(15))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.epoch, stale.epoch + 1);
+
+    let work = store.session_work(session.uid).await.unwrap().unwrap();
+    let vm = work.vms[0].object_uid;
+    let step = VmStep {
+        uid: Uuid::now_v7(),
+        status: standby_model::BackupStatus::Running,
+        restore_point_uid: None,
+        restore_point_time: None,
+        start_time: now,
+    };
+    let line = standby_model::SessionMessage {
+        title: "late".into(),
+        description: "from the paused worker".into(),
+        severity: standby_model::MessageSeverity::Success,
+        start_time: None,
+        end_time: None,
+    };
+    let end = SessionEnd {
+        plan_status: PlanStatus::Completed,
+        session_status: SessionStatus::Success,
+        message: None,
+        action_status: ActionStatus::Succeeded,
+        action_expires_at: now.plus_seconds(300),
+    };
+    let fenced = |result: Result<(), StoreError>| matches!(result, Err(StoreError::Fenced { .. }));
+    let old = stale.fence();
+    assert!(fenced(
+        store.record_vm_start(old, session.uid, vm, &step).await
+    ));
+    assert!(fenced(
+        store
+            .record_vm_end(
+                old,
+                session.uid,
+                step.uid,
+                standby_model::BackupStatus::Success,
+                now,
+                &line
+            )
+            .await
+    ));
+    assert!(fenced(
+        store.append_session_message(old, session.uid, &line).await
+    ));
+    assert!(fenced(
+        store.finish_session(old, session.uid, &end, now).await
+    ));
+    assert!(!store.release_job(old, now).await.unwrap());
+    assert!(!store.retry_job(old, "late", now, now).await.unwrap());
+    assert_eq!(
+        store.extend_lease(old, now.plus_seconds(30)).await.unwrap(),
+        LeaseRenewal::Lost
+    );
+
+    let work = store.session_work(session.uid).await.unwrap().unwrap();
+    assert!(work.vms.iter().all(|v| v.step.is_none()), "no step landed");
+    assert!(work.message_titles.is_empty(), "no log line landed");
+    assert_eq!(
+        store
+            .get_plan(Scope::All, plan.instance_uid)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        PlanStatus::InProgress,
+        "the session did not end"
+    );
+    // The successor is not disturbed: it still holds the job and its writes land.
+    assert!(
+        store
+            .claim_job("third", now, now.plus_seconds(15))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .record_vm_start(current.fence(), session.uid, vm, &step)
+        .await
+        .unwrap();
+    store
+        .finish_session(current.fence(), session.uid, &end, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_plan(Scope::All, plan.instance_uid)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        PlanStatus::Completed
+    );
+}
+
+/// A graceful release hands the job back without counting the attempt; an error's retry keeps
+/// the error and waits for its backoff.
+#[tokio::test]
+async fn releases_do_not_count_and_retries_wait() {
+    let store = common::fresh_store().await;
+    store
+        .import_fleet(&demo_fleet(Timestamp::now()))
+        .await
+        .unwrap();
+    let plan = ready_plans(&store).await.remove(0);
+    let now = Timestamp::now();
+    let session = start_of(plan.instance_uid, SessionKind::Test);
+    assert!(
+        store
+            .begin_session(Scope::All, &session, now)
+            .await
+            .unwrap()
+    );
+    let first = store
+        .claim_job("w", now, now.plus_seconds(15))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.attempts, 1);
+    assert!(store.release_job(first.fence(), now).await.unwrap());
+    let second = store
+        .claim_job("w", now, now.plus_seconds(15))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.attempts, 1, "a shutdown's release is not an attempt");
+    assert!(
+        store
+            .retry_job(
+                second.fence(),
+                "the store went away",
+                now.plus_seconds(10),
+                now
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_job("w", now.plus_seconds(5), now.plus_seconds(20))
+            .await
+            .unwrap()
+            .is_none(),
+        "not before its backoff"
+    );
+    let third = store
+        .claim_job("w", now.plus_seconds(10), now.plus_seconds(25))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.attempts, 2);
+    assert_eq!(third.last_error.as_deref(), Some("the store went away"));
+}
+
+/// Issue 15: the sim's ledger tells the truth. A second submission of an operation id is
+/// counted (not hidden) and keeps the first plan; an operation ends once, and a second end (a
+/// node that finished it late) changes nothing, not even the replica.
+#[tokio::test]
+async fn the_sim_ledger_counts_every_submission_and_ends_once() {
+    use standby_store::{ReplicaChange, SimOutcome};
+    let store = common::fresh_store().await;
+    store
+        .import_fleet(&demo_fleet(Timestamp::now()))
+        .await
+        .unwrap();
+    let plan = ready_plans(&store).await.remove(0);
+    let object = store
+        .list_objects(&standby_store::ListQuery {
+            scope: Scope::All,
+            server: None,
+            plan: Some(plan.instance_uid),
+            filter: standby_query::Filter::And(vec![]),
+            order: standby_query::SortOrder::default_for(&standby_store::catalog::OBJECT_CATALOG),
+            paging: standby_query::Paging {
+                limit: 1,
+                offset: 0,
+            },
+        })
+        .await
+        .unwrap()
+        .items[0]
+        .instance_uid;
+    let sim = store.sim_ledger();
+    let now = Timestamp::now();
+    let first = sim
+        .submit("s/vm", Some(object), "failover", "first", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.executions, first.plan.as_deref()),
+        (1, Some("first"))
+    );
+    let second = sim
+        .submit("s/vm", Some(object), "failover", "second", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.executions, second.plan.as_deref()),
+        (2, Some("first")),
+        "counted, and the first plan kept"
+    );
+    let running = ReplicaChange::Running {
+        vm: object,
+        test: false,
+        point: Uuid::now_v7(),
+    };
+    assert!(
+        sim.complete("s/vm", SimOutcome::Succeeded, "up", Some(running), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        sim.replica_state(object).await.unwrap().as_deref(),
+        Some("failover")
+    );
+    assert!(
+        !sim.complete(
+            "s/vm",
+            SimOutcome::Failed,
+            "late",
+            Some(ReplicaChange::Reverted { vm: object }),
+            now
+        )
+        .await
+        .unwrap(),
+        "a second end is refused"
+    );
+    assert_eq!(
+        sim.replica_state(object).await.unwrap().as_deref(),
+        Some("failover")
+    );
+    let entry = sim.operation("s/vm").await.unwrap().unwrap();
+    assert_eq!(
+        (entry.outcome, entry.message.as_deref()),
+        (Some(SimOutcome::Succeeded), Some("up"))
+    );
+    let page = sim.operations(10, 0).await.unwrap();
+    assert_eq!((page.total, page.items[0].executions), (1, 2));
+}
+
+/// Issue 14's last gap: a PATCH under an `X-Request-id` keeps its answer in the change's own
+/// transaction, so a retry after the process died between the two replays it (it used to wait
+/// out the reservation and then patch again). And the answer built before the commit is the
+/// plan the store then reads back.
+#[tokio::test]
+async fn a_patch_and_its_idempotent_answer_commit_together() {
+    let store = common::fresh_store().await;
+    store
+        .import_fleet(&demo_fleet(Timestamp::now()))
+        .await
+        .unwrap();
+    let plan = ready_plans(&store).await.remove(0);
+    let request_id = Uuid::now_v7();
+    let key = standby_store::IdempotencyKey {
+        request_id,
+        principal_uid: Uuid::from_u128(7),
+        fingerprint: "PATCH plan".into(),
+    };
+    let now = Timestamp::now();
+    let later = now.plus_seconds(300);
+    assert_eq!(
+        store.reserve_request(&key, now, later).await.unwrap(),
+        standby_store::Reservation::Fresh
+    );
+    let answer = standby_store::StoredResponse {
+        status: 200,
+        headers: vec![],
+        body: br#"{"data":{}}"#.to_vec(),
+    };
+    let change = standby_store::CommandChange {
+        pre_failover_command: Some("C:\\new.ps1".into()),
+        post_failover_command: Some(String::new()),
+    };
+    let expected = change.applied_to(&plan);
+    let patched = store
+        .update_plan_commands(
+            Scope::All,
+            plan.instance_uid,
+            &change,
+            Some(&(request_id, answer.clone())),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        patched, expected,
+        "the answer built before the commit is the plan"
+    );
     for at in [now.plus_seconds(1), now.plus_seconds(121)] {
         assert_eq!(
             store.reserve_request(&key, at, later).await.unwrap(),

@@ -297,6 +297,37 @@ impl TestApp {
         }
     }
 
+    /// The sim connector's ledger as the API serves it (`/extensions/sim/operations`, every
+    /// page): submissions per operation id.
+    pub async fn sim_executions(&self) -> std::collections::BTreeMap<String, i64> {
+        let mut executions = std::collections::BTreeMap::new();
+        loop {
+            let offset = executions.len().to_string();
+            let (status, body) = self
+                .get_json(
+                    "/api/v3/extensions/sim/operations",
+                    &[("limit", "500"), ("offset", &offset)],
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let page = body["data"].as_array().expect("data");
+            for operation in page {
+                let id = operation["operationId"].as_str().expect("operationId");
+                let count = operation["executions"].as_i64().expect("executions");
+                assert!(
+                    executions.insert(id.to_owned(), count).is_none(),
+                    "{id} listed twice"
+                );
+            }
+            if page.is_empty()
+                || executions.len() as u64
+                    >= body["meta"]["pagingInfo"]["total"].as_u64().expect("total")
+            {
+                return executions;
+            }
+        }
+    }
+
     pub async fn objects_of(&self, uid: &str) -> Vec<Value> {
         let (_, body) = self
             .get_json(&format!("{PLANS}/{uid}/objects"), &[("limit", "500")])
@@ -325,6 +356,15 @@ impl TestApp {
         }
         self.kill();
         None
+    }
+
+    /// Sends a signal to the server process (`STOP` pauses it, `CONT` resumes it).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{signal}");
     }
 
     pub fn kill(&mut self) {

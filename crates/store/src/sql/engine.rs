@@ -1,12 +1,11 @@
-//! Sessions, the job queue, async actions and the simulated hypervisor's ledger on SQLite.
-
-use std::collections::BTreeMap;
+//! Sessions, the job queue with its fencing, and async actions, on either backend.
 
 use super::{DbRow, Pool};
 use sqlx::Row;
 use standby_model::state::{PlanRequest, on_request};
 use standby_model::{
-    BackupStatus, PlanStatus, SessionKind, SessionMessage, SessionStatus, Timestamp, WireEnum,
+    ActionStatus, BackupStatus, JobState, PlanStatus, SessionKind, SessionMessage, SessionStatus,
+    Timestamp, WireEnum,
 };
 use uuid::Uuid;
 
@@ -91,7 +90,7 @@ pub(super) async fn begin_session(
         serde_json::to_string(&new.action.query_parameters).unwrap_or_else(|_| "{}".into());
     sqlx::query(
         "INSERT INTO async_actions (uid, initiator_uid, action_name, status, query_parameters, session_uid, result, created_at) \
-         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $8, $4, $5, $6, $7)",
     )
     .bind(uid_text(new.action.uid))
     .bind(uid_text(new.action.initiator_uid))
@@ -100,6 +99,7 @@ pub(super) async fn begin_session(
     .bind(uid_text(new.uid))
     .bind(&new.action.result)
     .bind(now.ticks())
+    .bind(ActionStatus::Running.as_str())
     .execute(&mut *tx)
     .await
     .map_err(|error| match error {
@@ -109,11 +109,12 @@ pub(super) async fn begin_session(
         other => StoreError::Database(other),
     })?;
     sqlx::query(
-        "INSERT INTO jobs (uid, kind, session_uid, state, run_at, created_at, updated_at) VALUES ($1, 'session', $2, 'ready', $3, $3, $3)",
+        "INSERT INTO jobs (uid, kind, session_uid, state, run_at, created_at, updated_at) VALUES ($1, 'session', $2, $4, $3, $3, $3)",
     )
     .bind(uid_text(Uuid::now_v7()))
     .bind(uid_text(new.uid))
     .bind(now.ticks())
+    .bind(JobState::Ready.as_str())
     .execute(&mut *tx)
     .await?;
     if let Some((request_id, answer)) = &new.idempotent_answer {
@@ -130,17 +131,20 @@ pub(super) async fn claim_job(
     lease_until: Timestamp,
 ) -> Result<Option<Job>, StoreError> {
     // On PostgreSQL the subquery locks the row it picks and skips rows other nodes are claiming;
-    // the outer `state = 'ready'` is re-checked after any wait, so a job is never claimed twice.
+    // the outer state test is re-checked after any wait, so a job is never claimed twice. The
+    // epoch goes up with every claim: the previous holder's writes are refused from now on.
     let sql = format!(
-        "UPDATE jobs SET state = 'running', locked_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-         WHERE uid = (SELECT uid FROM jobs WHERE state = 'ready' AND run_at <= $3 ORDER BY run_at, uid LIMIT 1{}) AND state = 'ready' \
-         RETURNING uid, session_uid, attempts",
+        "UPDATE jobs SET state = $4, locked_by = $1, lease_until = $2, attempts = attempts + 1, epoch = epoch + 1, updated_at = $3 \
+         WHERE uid = (SELECT uid FROM jobs WHERE state = $5 AND run_at <= $3 ORDER BY run_at, uid LIMIT 1{}) AND state = $5 \
+         RETURNING uid, session_uid, attempts, epoch, last_error",
         super::CLAIM_LOCK
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(worker)
         .bind(lease_until.ticks())
         .bind(now.ticks())
+        .bind(JobState::Running.as_str())
+        .bind(JobState::Ready.as_str())
         .fetch_optional(pool)
         .await?;
     let Some(row) = row else {
@@ -150,6 +154,8 @@ pub(super) async fn claim_job(
         uid: parse_uid("jobs", "uid", &row.try_get::<String, _>(0)?)?,
         session_uid: parse_uid("jobs", "session_uid", &row.try_get::<String, _>(1)?)?,
         attempts: row.try_get(2)?,
+        epoch: row.try_get(3)?,
+        last_error: row.try_get(4)?,
     };
     sqlx::query("UPDATE sessions SET phase = 'running' WHERE uid = $1 AND phase = 'queued'")
         .bind(uid_text(job.session_uid))
@@ -158,36 +164,98 @@ pub(super) async fn claim_job(
     Ok(Some(job))
 }
 
+/// The fence: proves, inside the write's own transaction, that the job is still running at the
+/// caller's epoch. On PostgreSQL the UPDATE also locks the job's row until the commit, so a claim
+/// by another node (which updates that row) waits for this write or makes it fail; on SQLite
+/// writers are serialized anyway.
+async fn hold(tx: &mut sqlx::Transaction<'_, super::Db>, fence: Fence) -> Result<(), StoreError> {
+    let held =
+        sqlx::query("UPDATE jobs SET epoch = epoch WHERE uid = $1 AND epoch = $2 AND state = $3")
+            .bind(uid_text(fence.job))
+            .bind(fence.epoch)
+            .bind(JobState::Running.as_str())
+            .execute(&mut **tx)
+            .await?;
+    if held.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced {
+            job: fence.job,
+            epoch: fence.epoch,
+        })
+    }
+}
+
 pub(super) async fn extend_lease(
     pool: &Pool,
-    job: Uuid,
-    worker: &str,
+    fence: Fence,
     lease_until: Timestamp,
-) -> Result<bool, StoreError> {
+) -> Result<LeaseRenewal, StoreError> {
+    let mut tx = pool.begin().await?;
     let updated = sqlx::query(
-        "UPDATE jobs SET lease_until = $1 WHERE uid = $2 AND locked_by = $3 AND state = 'running'",
+        "UPDATE jobs SET lease_until = $1 WHERE uid = $2 AND epoch = $3 AND state = $4",
     )
     .bind(lease_until.ticks())
-    .bind(uid_text(job))
-    .bind(worker)
+    .bind(uid_text(fence.job))
+    .bind(fence.epoch)
+    .bind(JobState::Running.as_str())
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(LeaseRenewal::Lost);
+    }
+    let (cancel_requested,): (bool,) = sqlx::query_as(
+        "SELECT s.cancel_requested FROM sessions s JOIN jobs j ON j.session_uid = s.uid WHERE j.uid = $1",
+    )
+    .bind(uid_text(fence.job))
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(LeaseRenewal::Held { cancel_requested })
+}
+
+/// Hands a held job back to the queue at once (a graceful shutdown). The attempt is not
+/// counted: the session stopped at a safe point, nothing went wrong.
+pub(super) async fn release_job(
+    pool: &Pool,
+    fence: Fence,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE jobs SET state = $4, locked_by = NULL, lease_until = NULL, attempts = attempts - 1, updated_at = $1 \
+         WHERE uid = $2 AND state = $5 AND epoch = $3",
+    )
+    .bind(now.ticks())
+    .bind(uid_text(fence.job))
+    .bind(fence.epoch)
+    .bind(JobState::Ready.as_str())
+    .bind(JobState::Running.as_str())
     .execute(pool)
     .await?;
     Ok(updated.rows_affected() == 1)
 }
 
-pub(super) async fn release_job(
+/// Puts a held job back in the queue after an error, to be claimed again at `run_at` (the
+/// backoff), with the error kept for the next attempt and for the final message.
+pub(super) async fn retry_job(
     pool: &Pool,
-    job: Uuid,
-    worker: &str,
+    fence: Fence,
+    error: &str,
+    run_at: Timestamp,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
     let updated = sqlx::query(
-        "UPDATE jobs SET state = 'ready', locked_by = NULL, lease_until = NULL, updated_at = $1 \
-         WHERE uid = $2 AND state = 'running' AND locked_by = $3",
+        "UPDATE jobs SET state = $5, locked_by = NULL, lease_until = NULL, last_error = $1, run_at = $2, updated_at = $3 \
+         WHERE uid = $4 AND state = $6 AND epoch = $7",
     )
+    .bind(crate::bounded(error, 1000))
+    .bind(run_at.ticks())
     .bind(now.ticks())
-    .bind(uid_text(job))
-    .bind(worker)
+    .bind(uid_text(fence.job))
+    .bind(JobState::Ready.as_str())
+    .bind(JobState::Running.as_str())
+    .bind(fence.epoch)
     .execute(pool)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -200,11 +268,13 @@ pub(super) async fn requeue_jobs(
     now: Timestamp,
 ) -> Result<u64, StoreError> {
     let updated = sqlx::query(
-        "UPDATE jobs SET state = 'ready', locked_by = NULL, lease_until = NULL, updated_at = $1 \
-         WHERE state = 'running' AND ($2 IS NULL OR lease_until < $2)",
+        "UPDATE jobs SET state = $3, locked_by = NULL, lease_until = NULL, updated_at = $1 \
+         WHERE state = $4 AND ($2 IS NULL OR lease_until < $2)",
     )
     .bind(now.ticks())
     .bind(expired_before.map(|t| t.ticks()))
+    .bind(JobState::Ready.as_str())
+    .bind(JobState::Running.as_str())
     .execute(pool)
     .await?;
     Ok(updated.rows_affected())
@@ -212,21 +282,31 @@ pub(super) async fn requeue_jobs(
 
 /// Jobs not done, by state; the `(state, run_at)` index keeps this off the done ones.
 pub(super) async fn job_counts(pool: &Pool) -> Result<JobCounts, StoreError> {
-    let rows = sqlx::query(
-        "SELECT state, COUNT(*) FROM jobs WHERE state IN ('ready', 'running') GROUP BY state",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows =
+        sqlx::query("SELECT state, COUNT(*) FROM jobs WHERE state IN ($1, $2) GROUP BY state")
+            .bind(JobState::Ready.as_str())
+            .bind(JobState::Running.as_str())
+            .fetch_all(pool)
+            .await?;
     let mut counts = JobCounts::default();
     for row in rows {
-        let state: String = row.try_get(0)?;
+        let state = parse_job_state(&row.try_get::<String, _>(0)?)?;
         let count = u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0);
-        match state.as_str() {
-            "ready" => counts.queued = count,
-            _ => counts.running = count,
+        match state {
+            JobState::Ready => counts.queued = count,
+            JobState::Running => counts.running = count,
+            JobState::Done => {}
         }
     }
     Ok(counts)
+}
+
+fn parse_job_state(text: &str) -> Result<JobState, StoreError> {
+    JobState::parse(text).ok_or_else(|| StoreError::Corrupt {
+        table: "jobs",
+        column: "state",
+        value: text.to_owned(),
+    })
 }
 
 pub(super) async fn session_work(
@@ -338,11 +418,13 @@ pub(super) async fn newest_restore_point(
 
 pub(super) async fn record_vm_start(
     pool: &Pool,
+    fence: Fence,
     session: Uuid,
     object: Uuid,
     step: &VmStep,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
+    hold(&mut tx, fence).await?;
     sqlx::query(
         "INSERT INTO vm_sessions (uid, session_uid, object_uid, backup_status, restore_point_uid, restore_point_time, start_time) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (uid) DO NOTHING",
@@ -368,6 +450,7 @@ pub(super) async fn record_vm_start(
 /// Ends a VM's step and writes its log line in one transaction, so a crash keeps both or neither.
 pub(super) async fn record_vm_end(
     pool: &Pool,
+    fence: Fence,
     session: Uuid,
     step: Uuid,
     status: BackupStatus,
@@ -375,6 +458,7 @@ pub(super) async fn record_vm_end(
     message: &SessionMessage,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
+    hold(&mut tx, fence).await?;
     let updated = sqlx::query("UPDATE vm_sessions SET backup_status = $1, end_time = $2 WHERE uid = $3 AND end_time IS NULL")
         .bind(status.as_str())
         .bind(end.ticks())
@@ -417,10 +501,12 @@ async fn insert_message(
 
 pub(super) async fn append_message(
     pool: &Pool,
+    fence: Fence,
     session: Uuid,
     message: &SessionMessage,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
+    hold(&mut tx, fence).await?;
     insert_message(&mut tx, session, message).await?;
     tx.commit().await?;
     Ok(())
@@ -428,12 +514,14 @@ pub(super) async fn append_message(
 
 pub(super) async fn finish_session(
     pool: &Pool,
+    fence: Fence,
     session: Uuid,
     end: &SessionEnd,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let message = end.message.as_deref().map(text_keys);
     let mut tx = pool.begin().await?;
+    hold(&mut tx, fence).await?;
     let updated = sqlx::query(
         "UPDATE sessions SET phase = 'finished', status = $1, message = $2, message_ci = $3, message_nat = $4, end_time = $5 \
          WHERE uid = $6 AND phase <> 'finished'",
@@ -447,26 +535,40 @@ pub(super) async fn finish_session(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 1 {
-        sqlx::query(
+        // Only a plan whose session is running can end; which statuses those are is the state
+        // machine's to say.
+        let running: Vec<&str> = PlanStatus::ALL
+            .iter()
+            .filter(|s| s.is_busy())
+            .map(|s| s.as_str())
+            .collect();
+        let placeholders: Vec<String> = (0..running.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
             "UPDATE plans SET status = $1, updated_at = $2 \
-             WHERE uid = (SELECT plan_uid FROM sessions WHERE uid = $3) AND status IN ('InProgress', 'InUndoProgress')",
-        )
-        .bind(end.plan_status.as_str())
-        .bind(now.ticks())
-        .bind(uid_text(session))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE async_actions SET status = $1, finished_at = $2, expires_at = $3 WHERE session_uid = $4 AND status = 'running'")
-            .bind(end.action_status)
+             WHERE uid = (SELECT plan_uid FROM sessions WHERE uid = $3) AND status IN ({})",
+            placeholders.join(", ")
+        );
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(end.plan_status.as_str())
+            .bind(now.ticks())
+            .bind(uid_text(session));
+        for status in &running {
+            update = update.bind(*status);
+        }
+        update.execute(&mut *tx).await?;
+        sqlx::query("UPDATE async_actions SET status = $1, finished_at = $2, expires_at = $3 WHERE session_uid = $4 AND status = $5")
+            .bind(end.action_status.as_str())
             .bind(now.ticks())
             .bind(end.action_expires_at.ticks())
             .bind(uid_text(session))
+            .bind(ActionStatus::Running.as_str())
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, lease_until = NULL, updated_at = $1 WHERE session_uid = $2")
+    sqlx::query("UPDATE jobs SET state = $1, locked_by = NULL, lease_until = NULL, updated_at = $2 WHERE uid = $3")
+        .bind(JobState::Done.as_str())
         .bind(now.ticks())
-        .bind(uid_text(session))
+        .bind(uid_text(fence.job))
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -492,133 +594,6 @@ pub(super) async fn cancel_requested(pool: &Pool, session: Uuid) -> Result<bool,
     Ok(row.is_some_and(|(flag,)| flag))
 }
 
-pub(super) async fn sim_begin(
-    pool: &Pool,
-    operation: &str,
-    object: Option<Uuid>,
-    kind: &str,
-    now: Timestamp,
-) -> Result<SimOperation, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO sim_operations (operation_id, object_uid, kind, executions, started_at) VALUES ($1, $2, $3, 1, $4) \
-         ON CONFLICT (operation_id) DO NOTHING",
-    )
-    .bind(operation)
-    .bind(object.map(uid_text))
-    .bind(kind)
-    .bind(now.ticks())
-    .execute(pool)
-    .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok(SimOperation::Started);
-    }
-    let row: (Option<String>, Option<String>, i64) = sqlx::query_as(
-        "SELECT outcome, message, started_at FROM sim_operations WHERE operation_id = $1",
-    )
-    .bind(operation)
-    .fetch_one(pool)
-    .await?;
-    Ok(match row {
-        (Some(outcome), message, _) => SimOperation::Done {
-            ok: outcome == "ok",
-            message: message.unwrap_or_default(),
-        },
-        (None, _, started) => SimOperation::InFlight {
-            started_at: Timestamp::from_ticks(started),
-        },
-    })
-}
-
-/// Records an operation's outcome and its change to a replica in one transaction.
-pub(super) async fn sim_finish(
-    pool: &Pool,
-    operation: &str,
-    ok: bool,
-    message: &str,
-    change: Option<ReplicaChange>,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE sim_operations SET outcome = $1, message = $2, finished_at = $3 WHERE operation_id = $4")
-        .bind(if ok { "ok" } else { "failed" })
-        .bind(message)
-        .bind(now.ticks())
-        .bind(operation)
-        .execute(&mut *tx)
-        .await?;
-    match change {
-        Some(ReplicaChange::Running { vm, test, point }) => {
-            sqlx::query(
-                "INSERT INTO sim_replicas (object_uid, state, restore_point_uid, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (object_uid) DO UPDATE SET state = excluded.state, restore_point_uid = excluded.restore_point_uid, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(uid_text(vm))
-            .bind(if test { "test" } else { "failover" })
-            .bind(uid_text(point))
-            .bind(now.ticks())
-            .execute(&mut *tx)
-            .await?;
-        }
-        Some(ReplicaChange::Reverted { vm }) => {
-            sqlx::query("DELETE FROM sim_replicas WHERE object_uid = $1")
-                .bind(uid_text(vm))
-                .execute(&mut *tx)
-                .await?;
-        }
-        None => {}
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-pub(super) async fn sim_replica_state(
-    pool: &Pool,
-    object: Uuid,
-) -> Result<Option<String>, StoreError> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT state FROM sim_replicas WHERE object_uid = $1")
-            .bind(uid_text(object))
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(state,)| state))
-}
-
-pub(super) async fn sim_faults(pool: &Pool, target: Uuid) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT fault FROM sim_faults WHERE target_uid = $1")
-        .bind(uid_text(target))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(|(fault,)| fault).collect())
-}
-
-pub(super) async fn set_sim_fault(
-    pool: &Pool,
-    target: Uuid,
-    fault: &str,
-    on: bool,
-) -> Result<(), StoreError> {
-    let sql = if on {
-        "INSERT INTO sim_faults (target_uid, fault) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-    } else {
-        "DELETE FROM sim_faults WHERE target_uid = $1 AND fault = $2"
-    };
-    sqlx::query(sql)
-        .bind(uid_text(target))
-        .bind(fault)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-pub(super) async fn sim_executions(pool: &Pool) -> Result<BTreeMap<String, i64>, StoreError> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT operation_id, executions FROM sim_operations")
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().collect())
-}
-
 const ACTION_COLUMNS: &str =
     "uid, initiator_uid, action_name, status, request_body, query_parameters, session_uid, result";
 
@@ -633,7 +608,14 @@ fn action_from_row(row: &DbRow) -> Result<AsyncActionRecord, StoreError> {
             &row.try_get::<String, _>(1)?,
         )?,
         action_name: row.try_get(2)?,
-        status: row.try_get(3)?,
+        status: {
+            let text: String = row.try_get(3)?;
+            ActionStatus::parse(&text).ok_or(StoreError::Corrupt {
+                table: "async_actions",
+                column: "status",
+                value: text,
+            })?
+        },
         request_body: row.try_get(4)?,
         query_parameters: parameters
             .and_then(|p| serde_json::from_str(&p).ok())
@@ -682,13 +664,13 @@ pub(super) async fn forget_action(
     uid: Uuid,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
-        "UPDATE async_actions SET expires_at = $1 WHERE uid = $2 AND status <> 'running'",
-    )
-    .bind(now.ticks())
-    .bind(uid_text(uid))
-    .execute(pool)
-    .await?;
+    let updated =
+        sqlx::query("UPDATE async_actions SET expires_at = $1 WHERE uid = $2 AND status <> $3")
+            .bind(now.ticks())
+            .bind(uid_text(uid))
+            .bind(ActionStatus::Running.as_str())
+            .execute(pool)
+            .await?;
     Ok(updated.rows_affected() == 1)
 }
 

@@ -7,7 +7,7 @@ use sqlx::{Arguments, AssertSqlSafe, Row};
 use standby_model::state::{PlanRequest, on_request};
 use standby_model::{
     BackupStatus, FailoverPlan, LastSession, MessageSeverity, PlanObject, PlanStatus, PlanType,
-    RestoreSession, SessionMessage, SessionStatus, Timestamp,
+    RestoreSession, SessionMessage, SessionStatus, Timestamp, WireEnum,
 };
 use standby_query::sql::SqlBuilder;
 use standby_query::{Filter, Scalar};
@@ -380,6 +380,7 @@ pub(super) async fn update_plan_commands(
     scope: Scope,
     uid: Uuid,
     change: &CommandChange,
+    idempotent_answer: Option<&(Uuid, crate::StoredResponse)>,
 ) -> Result<Option<FailoverPlan>, StoreError> {
     // Reads go to `readers`: on SQLite `pool` is the one writer connection, kept for writes.
     let Some(current) = get_plan(readers, scope, uid).await? else {
@@ -393,8 +394,15 @@ pub(super) async fn update_plan_commands(
     };
     let (pre, pre_ci, pre_nat) = keys(&change.pre_failover_command);
     let (post, post_ci, post_nat) = keys(&change.post_failover_command);
-    // One conditional statement: the status check and the write cannot be split by a session start.
-    let updated = sqlx::query(
+    // One conditional statement: the status check and the write cannot be split by a session
+    // start. The statuses a PATCH is allowed in are the state machine's.
+    let allowed: Vec<&str> = PlanStatus::ALL
+        .iter()
+        .filter(|s| on_request(**s, PlanRequest::Patch).is_ok())
+        .map(|s| s.as_str())
+        .collect();
+    let placeholders: Vec<String> = (0..allowed.len()).map(|i| format!("${}", i + 9)).collect();
+    let sql = format!(
         "UPDATE plans SET \
            pre_failover_command = COALESCE($1, pre_failover_command), \
            pre_failover_command_ci = COALESCE($2, pre_failover_command_ci), \
@@ -403,19 +411,25 @@ pub(super) async fn update_plan_commands(
            post_failover_command_ci = COALESCE($5, post_failover_command_ci), \
            post_failover_command_nat = COALESCE($6, post_failover_command_nat), \
            updated_at = $7 \
-         WHERE uid = $8 AND status NOT IN ('InProgress', 'InUndoProgress')",
-    )
-    .bind(pre)
-    .bind(pre_ci)
-    .bind(pre_nat)
-    .bind(post)
-    .bind(post_ci)
-    .bind(post_nat)
-    .bind(Timestamp::now().ticks())
-    .bind(uid_text(uid))
-    .execute(pool)
-    .await?;
+         WHERE uid = $8 AND status IN ({})",
+        placeholders.join(", ")
+    );
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(pre)
+        .bind(pre_ci)
+        .bind(pre_nat)
+        .bind(post)
+        .bind(post_ci)
+        .bind(post_nat)
+        .bind(Timestamp::now().ticks())
+        .bind(uid_text(uid));
+    for status in &allowed {
+        update = update.bind(*status);
+    }
+    let mut tx = pool.begin().await?;
+    let updated = update.execute(&mut *tx).await?;
     if updated.rows_affected() == 0 {
+        tx.rollback().await?;
         let status = get_plan(readers, scope, uid)
             .await?
             .map_or(current.status, |plan| plan.status);
@@ -426,5 +440,9 @@ pub(super) async fn update_plan_commands(
             )),
         };
     }
+    if let Some((request_id, answer)) = idempotent_answer {
+        super::idempotency::complete(&mut *tx, *request_id, answer).await?;
+    }
+    tx.commit().await?;
     get_plan(readers, scope, uid).await
 }

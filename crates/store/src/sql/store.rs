@@ -71,9 +71,17 @@ impl Store for super::BackendStore {
         scope: Scope,
         uid: Uuid,
         change: &CommandChange,
+        idempotent_answer: Option<&(Uuid, StoredResponse)>,
     ) -> Result<Option<FailoverPlan>, StoreError> {
-        let result =
-            super::plans::update_plan_commands(&self.pool, &self.writer, scope, uid, change).await;
+        let result = super::plans::update_plan_commands(
+            &self.pool,
+            &self.writer,
+            scope,
+            uid,
+            change,
+            idempotent_answer,
+        )
+        .await;
         self.freshness.advance();
         result
     }
@@ -252,20 +260,26 @@ impl Store for super::BackendStore {
 
     async fn extend_lease(
         &self,
-        job: Uuid,
-        worker: &str,
+        fence: Fence,
         lease_until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        super::engine::extend_lease(&self.writer, job, worker, lease_until).await
+    ) -> Result<LeaseRenewal, StoreError> {
+        super::engine::extend_lease(&self.writer, fence, lease_until).await
     }
 
-    async fn release_job(
+    async fn release_job(&self, fence: Fence, now: Timestamp) -> Result<bool, StoreError> {
+        let result = super::engine::release_job(&self.writer, fence, now).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn retry_job(
         &self,
-        job: Uuid,
-        worker: &str,
+        fence: Fence,
+        error: &str,
+        run_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let result = super::engine::release_job(&self.writer, job, worker, now).await;
+        let result = super::engine::retry_job(&self.writer, fence, error, run_at, now).await;
         self.freshness.advance();
         result
     }
@@ -300,17 +314,20 @@ impl Store for super::BackendStore {
 
     async fn record_vm_start(
         &self,
+        fence: Fence,
         session: Uuid,
         object: Uuid,
         step: &VmStep,
     ) -> Result<(), StoreError> {
-        let result = super::engine::record_vm_start(&self.writer, session, object, step).await;
+        let result =
+            super::engine::record_vm_start(&self.writer, fence, session, object, step).await;
         self.freshness.advance();
         result
     }
 
     async fn record_vm_end(
         &self,
+        fence: Fence,
         session: Uuid,
         step: Uuid,
         status: standby_model::BackupStatus,
@@ -318,28 +335,31 @@ impl Store for super::BackendStore {
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError> {
         let result =
-            super::engine::record_vm_end(&self.writer, session, step, status, end, message).await;
+            super::engine::record_vm_end(&self.writer, fence, session, step, status, end, message)
+                .await;
         self.freshness.advance();
         result
     }
 
     async fn append_session_message(
         &self,
+        fence: Fence,
         session: Uuid,
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError> {
-        let result = super::engine::append_message(&self.writer, session, message).await;
+        let result = super::engine::append_message(&self.writer, fence, session, message).await;
         self.freshness.advance();
         result
     }
 
     async fn finish_session(
         &self,
+        fence: Fence,
         session: Uuid,
         end: &SessionEnd,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let result = super::engine::finish_session(&self.writer, session, end, now).await;
+        let result = super::engine::finish_session(&self.writer, fence, session, end, now).await;
         self.freshness.advance();
         result
     }
@@ -398,40 +418,10 @@ impl Store for super::BackendStore {
         result
     }
 
-    async fn sim_begin(
-        &self,
-        operation: &str,
-        object: Option<Uuid>,
-        kind: &str,
-        now: Timestamp,
-    ) -> Result<SimOperation, StoreError> {
-        super::engine::sim_begin(&self.writer, operation, object, kind, now).await
-    }
-
-    async fn sim_finish(
-        &self,
-        operation: &str,
-        ok: bool,
-        message: &str,
-        change: Option<ReplicaChange>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        super::engine::sim_finish(&self.writer, operation, ok, message, change, now).await
-    }
-
-    async fn sim_replica_state(&self, object: Uuid) -> Result<Option<String>, StoreError> {
-        super::engine::sim_replica_state(&self.pool, object).await
-    }
-
-    async fn sim_faults(&self, target: Uuid) -> Result<Vec<String>, StoreError> {
-        super::engine::sim_faults(&self.pool, target).await
-    }
-
-    async fn set_sim_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError> {
-        super::engine::set_sim_fault(&self.writer, target, fault, on).await
-    }
-
-    async fn sim_executions(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
-        super::engine::sim_executions(&self.pool).await
+    fn sim_ledger(&self) -> std::sync::Arc<dyn SimLedger> {
+        std::sync::Arc::new(super::sim::SqlSimLedger {
+            pool: self.pool.clone(),
+            writer: self.writer.clone(),
+        })
     }
 }

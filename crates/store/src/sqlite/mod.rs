@@ -12,6 +12,8 @@ mod idempotency;
 mod import;
 #[path = "../sql/plans.rs"]
 mod plans;
+#[path = "../sql/sim.rs"]
+mod sim;
 #[path = "../sql/store.rs"]
 mod store;
 #[path = "../sql/tables.rs"]
