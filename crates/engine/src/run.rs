@@ -178,44 +178,102 @@ impl StepEnd {
     }
 }
 
+/// A single connector call may take at most this much longer than the engine asked it to wait:
+/// a host that stops answering mid-call is `Timeout`, not a step stuck forever.
+const CALL_SLACK: Duration = Duration::from_secs(10);
+
+/// One connector call, bounded.
+async fn call<T>(
+    limit: Duration,
+    answer: impl std::future::Future<Output = Result<T, ConnectorError>>,
+) -> Result<T, ConnectorError> {
+    tokio::time::timeout(limit, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectorError::Timeout(format!(
+                "no answer within {} s",
+                limit.as_secs()
+            )))
+        })
+}
+
+/// How a pause between tries ended.
+enum Pause {
+    Slept,
+    /// The user cancelled the session meanwhile.
+    Cancelled,
+}
+
+/// Waits `pause` before another try, unless the job is lost (stop at once), the process stops
+/// (the step stays recorded as running and is resumed through `status`), or the user cancels.
+async fn pause_between_tries(
+    ctx: &EngineContext,
+    control: &Control,
+    session: Uuid,
+    pause: Duration,
+) -> Result<Pause, EngineError> {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => Ok(Pause::Slept),
+        () = control.lost.cancelled() => Err(EngineError::LostJob(session)),
+        () = ctx.stopping.cancelled() => Err(EngineError::Stopping(session)),
+        () = control.cancel.cancelled() => Ok(Pause::Cancelled),
+    }
+}
+
+fn seconds_until(deadline: Timestamp) -> Duration {
+    Duration::from_micros(((deadline.ticks() - Timestamp::now().ticks()).max(0) / 10) as u64)
+}
+
+fn trimmed(error: &ConnectorError) -> String {
+    error.to_string().trim_end_matches('.').to_owned()
+}
+
 /// Drives one operation to its end or its deadline: submit (asking `status` first when an
 /// earlier try may have reached the host), then wait; `Unavailable` and `Timeout` are retried
-/// with backoff, `Rejected` and `Protocol` end the step.
+/// with backoff, `Rejected` and `Protocol` end the step. Right before anything is sent that
+/// could start work on the host, the claim is checked: a worker that lost its job sends nothing.
 async fn drive(
+    ctx: &EngineContext,
     connector: &dyn Connector,
     control: &Control,
     session: Uuid,
     operation: &Operation,
     mut ask_first: bool,
     deadline: Timestamp,
-    timeout: Duration,
 ) -> Result<StepEnd, EngineError> {
+    let timeout = ctx.settings.vm_step_timeout;
+    let server = operation.server;
+    let id = &operation.id;
     let mut submitted = false;
     let mut backoff = FIRST_RETRY;
     let mut last_trouble: Option<ConnectorError> = None;
     loop {
         control.check(session)?;
-        let left = Duration::from_micros(
-            ((deadline.ticks() - Timestamp::now().ticks()).max(0) / 10) as u64,
-        );
+        let left = seconds_until(deadline);
         if left.is_zero() {
             // It may have ended meanwhile (a step resumed after its deadline): ask once more.
-            if let Ok(status) = connector.status(operation.server, &operation.id).await
+            if let Ok(status) = call(CALL_SLACK, connector.status(server, id)).await
                 && let Some(end) = StepEnd::from_finished(status)
             {
                 return Ok(end);
             }
             // Best effort: the host may be unreachable, which is often why we are here.
-            let cancelled = connector.cancel(operation.server, &operation.id).await;
+            let cancelled = call(CALL_SLACK, connector.cancel(server, id)).await;
+            if let Ok(status) = &cancelled
+                && !matches!(status, OperationStatus::Cancelled { .. })
+                && let Some(end) = StepEnd::from_finished(status.clone())
+            {
+                // It finished just before the cancel arrived: that is its end.
+                return Ok(end);
+            }
             let why = match (&last_trouble, submitted) {
-                (Some(error), _) => {
-                    format!("; last error: {}", error.to_string().trim_end_matches('.'))
-                }
+                (Some(error), _) => format!("; last error: {}", trimmed(error)),
                 (None, true) => match cancelled {
                     Ok(_) => "; it was still running and was asked to stop".to_owned(),
-                    Err(error) => {
-                        format!("; it was still running and could not be stopped: {error}")
-                    }
+                    Err(error) => format!(
+                        "; it was still running and could not be stopped: {}",
+                        trimmed(&error)
+                    ),
                 },
                 (None, false) => String::new(),
             };
@@ -228,36 +286,46 @@ async fn drive(
             });
         }
         let answer = if submitted {
-            connector
-                .wait(operation.server, &operation.id, left.min(LONGEST_WAIT))
-                .await
-        } else if ask_first {
-            match connector.status(operation.server, &operation.id).await {
-                Ok(OperationStatus::Unknown) => connector.submit(operation).await,
-                other => other,
+            let wait = left.min(LONGEST_WAIT);
+            tokio::select! {
+                answer = call(wait + CALL_SLACK, connector.wait(server, id, wait)) => answer,
+                () = control.lost.cancelled() => return Err(EngineError::LostJob(session)),
             }
         } else {
-            connector.submit(operation).await
+            if !ctx.store.holds_job(control.fence).await? {
+                control.lost.cancel();
+                return Err(EngineError::LostJob(session));
+            }
+            if ask_first {
+                match call(CALL_SLACK, connector.status(server, id)).await {
+                    Ok(OperationStatus::Unknown) => {
+                        call(CALL_SLACK, connector.submit(operation)).await
+                    }
+                    other => other,
+                }
+            } else {
+                call(CALL_SLACK, connector.submit(operation)).await
+            }
         };
-        match answer {
+        let trouble = match answer {
             Ok(OperationStatus::Running) => {
                 submitted = true;
                 last_trouble = None;
                 backoff = FIRST_RETRY;
+                continue;
             }
             Ok(OperationStatus::Unknown) => {
-                // The host forgot an operation it was running (it lost its state): submit anew.
+                // The host forgot an operation it was running (it lost its state): submit anew,
+                // after a pause, so a host that answers too early is not flooded.
                 submitted = false;
-                ask_first = false;
+                ask_first = true;
+                None
             }
-            Ok(
-                status @ (OperationStatus::Succeeded { .. }
-                | OperationStatus::Failed { .. }
-                | OperationStatus::Cancelled { .. }),
-            ) => {
+            Ok(status) => {
                 if let Some(end) = StepEnd::from_finished(status) {
                     return Ok(end);
                 }
+                continue;
             }
             Err(error) => match error.retry_after() {
                 None => {
@@ -268,18 +336,31 @@ async fn drive(
                 }
                 Some(retry_after) => {
                     // Whether the call reached the host is unknown: ask before submitting again.
-                    tracing::warn!(session.uid = %session, operation = %operation.id, %error, "connector unavailable; retrying");
+                    tracing::warn!(session.uid = %session, operation = %id, %error, "connector unavailable; retrying");
                     submitted = false;
                     ask_first = true;
-                    let pause = retry_after.max(backoff).min(left);
-                    backoff = (backoff * 2).min(LAST_RETRY);
-                    last_trouble = Some(error);
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = control.lost.cancelled() => {}
-                    }
+                    Some((error, retry_after))
                 }
             },
+        };
+        let retry_after = trouble.as_ref().map_or(Duration::ZERO, |(_, after)| *after);
+        let pause = retry_after.max(backoff).min(left);
+        backoff = (backoff * 2).min(LAST_RETRY);
+        if let Some((error, _)) = trouble {
+            last_trouble = Some(error);
+        }
+        if let Pause::Cancelled = pause_between_tries(ctx, control, session, pause).await? {
+            // Never acknowledged by the host; in case a try did reach it, ask it to stop too.
+            let _ = call(CALL_SLACK, connector.cancel(server, id)).await;
+            let why = last_trouble
+                .as_ref()
+                .map_or_else(String::new, |error| format!(": {}", trimmed(error)));
+            return Ok(StepEnd {
+                ok: false,
+                message: format!(
+                    "Cancelled by the user (code {CANCELLED_CODE}) while the host did not answer{why}."
+                ),
+            });
         }
     }
 }
@@ -305,19 +386,21 @@ impl Run<'_> {
         Ok(false)
     }
 
-    /// Whether the VM's replica runs; an unreachable host says nothing, and the step itself
-    /// then meets the same trouble and handles it (retries until its deadline).
-    async fn replica_runs(&self, vm: Uuid) -> bool {
-        match self
-            .connector
-            .replica(self.work.backup_server_uid, vm)
-            .await
+    /// Whether an undo must revert the VM's replica. When the host cannot say, it is reverted
+    /// anyway (reverting a replica that is off changes nothing), so an unreachable host makes
+    /// the undo fail at the step's deadline instead of leaving a replica running unnoticed.
+    async fn needs_undo(&self, vm: Uuid) -> bool {
+        match call(
+            CALL_SLACK,
+            self.connector.replica(self.work.backup_server_uid, vm),
+        )
+        .await
         {
             Ok(ReplicaState::Running { .. }) => true,
             Ok(ReplicaState::Off) => false,
             Err(error) => {
-                tracing::warn!(session.uid = %self.session(), vm.uid = %vm, %error, "replica state unknown");
-                false
+                tracing::warn!(session.uid = %self.session(), vm.uid = %vm, %error, "replica state unknown; reverting it anyway");
+                true
             }
         }
     }
@@ -342,13 +425,13 @@ impl Run<'_> {
         };
         // A script leaves no step row, so an earlier attempt may have submitted it: ask first.
         let end = drive(
+            self.ctx,
             self.connector.as_ref(),
             self.control,
             self.session(),
             &operation,
             true,
             self.deadline_from(start),
-            self.ctx.settings.vm_step_timeout,
         )
         .await?;
         self.ctx
@@ -362,7 +445,15 @@ impl Run<'_> {
         Ok(end.ok)
     }
 
-    fn step_task(&self, vm: VmWork, step: VmStep, test: Option<bool>, resumed: bool) -> StepTask {
+    /// A VM's step as a task: `step` is the one recorded by an earlier attempt (or, for undo,
+    /// just prepared), `None` for a failover not started yet.
+    fn step_task(
+        &self,
+        vm: VmWork,
+        step: Option<VmStep>,
+        test: Option<bool>,
+        resumed: bool,
+    ) -> StepTask {
         StepTask {
             ctx: self.ctx.clone(),
             control: self.control.clone(),
@@ -370,7 +461,7 @@ impl Run<'_> {
             session: self.session(),
             plan: self.work.plan_uid,
             server: self.work.backup_server_uid,
-            deadline: self.deadline_from(step.start_time),
+            requested_point: self.work.requested_point,
             vm,
             step,
             test,
@@ -381,7 +472,6 @@ impl Run<'_> {
     async fn fail_over(self) -> Result<(), EngineError> {
         let test = self.work.kind == SessionKind::Test;
         let session = self.session();
-        let fence = self.control.fence;
         let pre = self.work.pre_failover_command.clone();
         if !self
             .script(ScriptWhen::PreFailover, "Pre-failover script", &pre)
@@ -413,7 +503,7 @@ impl Run<'_> {
                 break;
             }
             self.control.check(session)?;
-            let (step, resumed) = match vm.step.clone() {
+            let step = match vm.step.clone() {
                 Some(step) if step.status != BackupStatus::Running => {
                     if step.status == BackupStatus::Success {
                         tally.ok += 1
@@ -422,70 +512,19 @@ impl Run<'_> {
                     }
                     continue;
                 }
-                Some(step) => (step, true),
+                Some(step) => Some(step),
                 None => {
                     if cancelled || self.cancel_requested().await? {
                         cancelled = true;
                         tally.skipped_by_cancel += 1;
                         continue;
                     }
-                    // A retry skips VMs that an earlier run already failed over.
-                    if self.replica_runs(vm.object_uid).await {
-                        let now = Timestamp::now();
-                        let note = message(
-                            &vm.name,
-                            "Already failed over; skipped.".into(),
-                            true,
-                            now,
-                            now,
-                        );
-                        self.ctx
-                            .store
-                            .append_session_message(fence, session, &note)
-                            .await?;
-                        tally.ok += 1;
-                        continue;
-                    }
-                    let point = self
-                        .ctx
-                        .store
-                        .newest_restore_point(vm.object_uid, self.work.requested_point)
-                        .await?;
-                    let step = VmStep {
-                        uid: step_uid(session, vm.object_uid),
-                        status: BackupStatus::Running,
-                        restore_point_uid: point.map(|(uid, _)| uid),
-                        restore_point_time: point.map(|(_, at)| at),
-                        start_time: Timestamp::now(),
-                    };
-                    self.ctx
-                        .store
-                        .record_vm_start(fence, session, vm.object_uid, &step)
-                        .await?;
-                    (step, false)
+                    // Started in its task: the replica check and the step's record.
+                    None
                 }
             };
-            if step.restore_point_uid.is_none() {
-                let end = Timestamp::now();
-                let why = match self.work.requested_point {
-                    Some(at) => format!("No restore point at or before {}.", at.to_wire()),
-                    None => "The VM has no restore point.".to_owned(),
-                };
-                self.ctx
-                    .store
-                    .record_vm_end(
-                        fence,
-                        session,
-                        step.uid,
-                        BackupStatus::Failed,
-                        end,
-                        &message(&vm.name, why, false, step.start_time, end),
-                    )
-                    .await?;
-                tally.failed += 1;
-                continue;
-            }
             let delay = vm.boot_delay_seconds;
+            let resumed = step.is_some();
             let task = self.step_task(vm, step, Some(test), resumed);
             running.spawn(async move {
                 let result = task.run().await;
@@ -561,7 +600,7 @@ impl Run<'_> {
                 }
                 Some(step) => pending.push((vm, step, true)),
                 // Only replicas that run need reverting.
-                None if self.replica_runs(vm.object_uid).await => {
+                None if self.needs_undo(vm.object_uid).await => {
                     let step = VmStep {
                         uid: step_uid(session, vm.object_uid),
                         status: BackupStatus::Running,
@@ -612,7 +651,7 @@ impl Run<'_> {
                     .store
                     .record_vm_start(fence, session, vm.object_uid, &step)
                     .await?;
-                running.spawn(self.step_task(vm, step, None, resumed).run());
+                running.spawn(self.step_task(vm, Some(step), None, resumed).run());
             }
             join_steps(&mut running, &mut tally).await?;
         }
@@ -684,16 +723,149 @@ struct StepTask {
     session: Uuid,
     plan: Uuid,
     server: Uuid,
-    deadline: Timestamp,
+    requested_point: Option<Timestamp>,
     vm: VmWork,
-    step: VmStep,
+    /// Recorded by an earlier attempt (the connector may know it), or prepared for an undo;
+    /// `None`: a failover this task starts.
+    step: Option<VmStep>,
     test: Option<bool>,
     /// The step was recorded by an earlier attempt: the connector may know it already.
     resumed: bool,
 }
 
+/// How a failover's first moves ended.
+enum Begun {
+    /// Recorded as running: go on to the host.
+    Step(VmStep),
+    /// Over already (skipped, or failed before the host was asked): its result.
+    Ended(bool),
+}
+
 impl StepTask {
-    async fn run(self) -> Result<bool, EngineError> {
+    fn deadline_from(&self, start: Timestamp) -> Timestamp {
+        start.plus_millis(self.ctx.settings.vm_step_timeout.as_millis() as i64)
+    }
+
+    /// Ends a step that never reached the host, with its log line.
+    async fn end_early(&self, step: &VmStep, why: String) -> Result<Begun, EngineError> {
+        let end = Timestamp::now();
+        self.ctx
+            .store
+            .record_vm_end(
+                self.control.fence,
+                self.session,
+                step.uid,
+                BackupStatus::Failed,
+                end,
+                &message(&self.vm.name, why, false, step.start_time, end),
+            )
+            .await?;
+        Ok(Begun::Ended(false))
+    }
+
+    /// A failover not started yet: a retry skips a VM whose replica already runs (asking the
+    /// host, retried while it is unavailable, until the deadline); then its restore point is
+    /// chosen and the step recorded before the host is asked to do anything.
+    async fn begin_failover(&self) -> Result<Begun, EngineError> {
+        let vm = self.vm.object_uid;
+        let started = Timestamp::now();
+        let deadline = self.deadline_from(started);
+        let mut backoff = FIRST_RETRY;
+        let unreadable = loop {
+            self.control.check(self.session)?;
+            let error = match call(CALL_SLACK, self.connector.replica(self.server, vm)).await {
+                Ok(ReplicaState::Off) => break None,
+                Ok(ReplicaState::Running { .. }) => {
+                    let now = Timestamp::now();
+                    let note = message(
+                        &self.vm.name,
+                        "Already failed over; skipped.".into(),
+                        true,
+                        now,
+                        now,
+                    );
+                    self.ctx
+                        .store
+                        .append_session_message(self.control.fence, self.session, &note)
+                        .await?;
+                    return Ok(Begun::Ended(true));
+                }
+                Err(error) => error,
+            };
+            let left = seconds_until(deadline);
+            let Some(retry_after) = error.retry_after() else {
+                break Some(format!(
+                    "The replica's state could not be read from the host: {}.",
+                    trimmed(&error)
+                ));
+            };
+            if left.is_zero() {
+                break Some(format!(
+                    "The replica's state could not be read from the host within {} s; last error: {}.",
+                    self.ctx.settings.vm_step_timeout.as_secs(),
+                    trimmed(&error)
+                ));
+            }
+            let pause = retry_after.max(backoff).min(left);
+            backoff = (backoff * 2).min(LAST_RETRY);
+            if let Pause::Cancelled =
+                pause_between_tries(&self.ctx, &self.control, self.session, pause).await?
+            {
+                break Some(format!(
+                    "Cancelled by the user (code {CANCELLED_CODE}) while the host did not answer: {}.",
+                    trimmed(&error)
+                ));
+            }
+        };
+        let point = match unreadable {
+            Some(_) => None,
+            None => {
+                self.ctx
+                    .store
+                    .newest_restore_point(vm, self.requested_point)
+                    .await?
+            }
+        };
+        let step = VmStep {
+            uid: step_uid(self.session, vm),
+            status: BackupStatus::Running,
+            restore_point_uid: point.map(|(uid, _)| uid),
+            restore_point_time: point.map(|(_, at)| at),
+            start_time: started,
+        };
+        self.ctx
+            .store
+            .record_vm_start(self.control.fence, self.session, vm, &step)
+            .await?;
+        if let Some(why) = unreadable {
+            return self.end_early(&step, why).await;
+        }
+        if step.restore_point_uid.is_none() {
+            let why = match self.requested_point {
+                Some(at) => format!("No restore point at or before {}.", at.to_wire()),
+                None => "The VM has no restore point.".to_owned(),
+            };
+            return self.end_early(&step, why).await;
+        }
+        Ok(Begun::Step(step))
+    }
+
+    async fn run(mut self) -> Result<bool, EngineError> {
+        let (step, resumed) = match self.step.take() {
+            Some(step) => (step, self.resumed),
+            None => match self.begin_failover().await? {
+                Begun::Step(step) => (step, false),
+                Begun::Ended(ok) => return Ok(ok),
+            },
+        };
+        if self.test.is_some() && step.restore_point_uid.is_none() {
+            // Recorded without a point by an attempt that died before ending it.
+            let why = "The VM has no restore point.".to_owned();
+            return Ok(matches!(
+                self.end_early(&step, why).await?,
+                Begun::Ended(true)
+            ));
+        }
         let StepTask {
             ctx,
             control,
@@ -701,12 +873,13 @@ impl StepTask {
             session,
             plan,
             server,
-            deadline,
             vm,
-            step,
             test,
-            resumed,
+            ..
         } = self;
+        let deadline = step
+            .start_time
+            .plus_millis(ctx.settings.vm_step_timeout.as_millis() as i64);
         let action = match (test, step.restore_point_uid) {
             (Some(test), Some(point)) => Action::FailOver {
                 vm: vm.object_uid,
@@ -714,7 +887,6 @@ impl StepTask {
                 test,
             },
             (None, _) => Action::Undo { vm: vm.object_uid },
-            // `fail_over` ends a step without a restore point before it spawns one.
             (Some(_), None) => return Ok(false),
         };
         let operation = Operation {
@@ -723,13 +895,13 @@ impl StepTask {
             action,
         };
         let outcome = drive(
+            &ctx,
             connector.as_ref(),
             &control,
             session,
             &operation,
             resumed,
             deadline,
-            ctx.settings.vm_step_timeout,
         )
         .await?;
         let end = Timestamp::now();

@@ -49,12 +49,14 @@ enum Behaviour {
     Hold,
     /// The first `n` calls of each kind answer `Unavailable`; then operations finish at once.
     UnavailableFirst(usize),
+    /// Every call answers `Unavailable`.
+    Offline,
 }
 
 /// The fake host: shared by every connector a test builds, as one hypervisor is shared by the
 /// nodes that drive it.
 struct Host {
-    behaviour: Behaviour,
+    behaviour: Mutex<Behaviour>,
     state: Mutex<HostState>,
     finished: Notify,
 }
@@ -75,10 +77,18 @@ struct HostState {
 impl Host {
     fn new(behaviour: Behaviour) -> Arc<Host> {
         Arc::new(Host {
-            behaviour,
+            behaviour: Mutex::new(behaviour),
             state: Mutex::new(HostState::default()),
             finished: Notify::new(),
         })
+    }
+
+    fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    fn behaviour(&self) -> Behaviour {
+        *self.behaviour.lock().unwrap()
     }
 
     fn finish_all(&self) {
@@ -106,10 +116,17 @@ impl Host {
     }
 
     /// Counts the call; `Err` while the host is to be unavailable for this operation.
-    fn call(&self, method: &'static str, id: &OperationId) -> Result<(), ConnectorError> {
+    fn call(&self, method: &'static str, id: &str) -> Result<(), ConnectorError> {
+        let behaviour = self.behaviour();
         let mut state = self.state.lock().unwrap();
         *state.calls.entry((method, id.to_string())).or_default() += 1;
-        if let Behaviour::UnavailableFirst(n) = self.behaviour {
+        if behaviour == Behaviour::Offline {
+            return Err(ConnectorError::Unavailable {
+                reason: "offline".into(),
+                retry_after: Duration::from_millis(10),
+            });
+        }
+        if let Behaviour::UnavailableFirst(n) = behaviour {
             let left = state.unavailable_left.entry(id.to_string()).or_insert(n);
             if *left > 0 {
                 *left -= 1;
@@ -145,13 +162,13 @@ impl Connector for FakeConnector {
     }
 
     async fn submit(&self, operation: &Operation) -> Result<OperationStatus, ConnectorError> {
-        self.0.call("submit", &operation.id)?;
+        self.0.call("submit", operation.id.as_str())?;
         let mut state = self.0.state.lock().unwrap();
         *state
             .submissions
             .entry(operation.id.to_string())
             .or_default() += 1;
-        let finished = state.released || self.0.behaviour != Behaviour::Hold;
+        let finished = state.released || self.0.behaviour() != Behaviour::Hold;
         state
             .operations
             .entry(operation.id.to_string())
@@ -168,7 +185,7 @@ impl Connector for FakeConnector {
         _server: Uuid,
         id: &OperationId,
     ) -> Result<OperationStatus, ConnectorError> {
-        self.0.call("status", id)?;
+        self.0.call("status", id.as_str())?;
         Ok(self.0.status_of(id))
     }
 
@@ -178,7 +195,7 @@ impl Connector for FakeConnector {
         id: &OperationId,
         timeout: Duration,
     ) -> Result<OperationStatus, ConnectorError> {
-        self.0.call("wait", id)?;
+        self.0.call("wait", id.as_str())?;
         let notified = self.0.finished.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -195,13 +212,16 @@ impl Connector for FakeConnector {
         _server: Uuid,
         id: &OperationId,
     ) -> Result<OperationStatus, ConnectorError> {
-        self.0.call("cancel", id)?;
+        self.0.call("cancel", id.as_str())?;
         Ok(OperationStatus::Cancelled {
             reason: "Cancelled.".into(),
         })
     }
 
     async fn replica(&self, _server: Uuid, vm: Uuid) -> Result<ReplicaState, ConnectorError> {
+        if self.0.behaviour() == Behaviour::Offline {
+            self.0.call("replica", &vm.to_string())?;
+        }
         Ok(
             if self.0.state.lock().unwrap().replicas.get(&vm) == Some(&true) {
                 ReplicaState::Running { test: false }
@@ -264,10 +284,14 @@ fn registry(host: &Arc<Host>) -> Registry {
 }
 
 async fn start(store: &Arc<dyn Store>, plan: Uuid) -> Uuid {
+    begin(store, plan, SessionKind::Failover).await
+}
+
+async fn begin(store: &Arc<dyn Store>, plan: Uuid, kind: SessionKind) -> Uuid {
     let session = NewSession {
         uid: Uuid::now_v7(),
         plan_uid: plan,
-        kind: SessionKind::Failover,
+        kind,
         requested_point: None,
         started_by: "test".into(),
         action: NewAsyncAction {
@@ -477,5 +501,80 @@ async fn a_session_that_always_fails_ends_after_its_attempts() {
             .is_none(),
         "the job is done, not queued again"
     );
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+/// An undo while the host cannot be reached: the replicas' state cannot be read, so each is
+/// reverted anyway, the reverts are retried until their deadline, and the plan ends UndoFailed,
+/// not Ready with replicas still running.
+#[tokio::test]
+async fn an_undo_against_an_unreachable_host_fails_instead_of_claiming_success() {
+    let Setup {
+        _dir, store, plan, ..
+    } = setup().await;
+    let host = Host::new(Behaviour::UnavailableFirst(0));
+    let engine = Engine::start(
+        store.clone(),
+        EngineSettings {
+            vm_step_timeout: Duration::from_secs(1),
+            undo_batch_interval: Duration::ZERO,
+            ..settings()
+        },
+        registry(&host),
+        false,
+    )
+    .await
+    .unwrap();
+    start(&store, plan).await;
+    engine.notify();
+    assert_eq!(
+        wait_until_done(&store, plan).await.status,
+        PlanStatus::Completed
+    );
+    host.set(Behaviour::Offline);
+    begin(&store, plan, SessionKind::Undo).await;
+    engine.notify();
+    let done = wait_until_done(&store, plan).await;
+    assert_eq!(done.status, PlanStatus::UndoFailed, "{done:?}");
+    let last = done.last_session.expect("a last session");
+    assert_eq!(last.detailed_messages.len(), 3);
+    for line in &last.detailed_messages {
+        assert_eq!(
+            line.description,
+            "The step did not finish within 1 s; last error: the host is unavailable: offline."
+        );
+    }
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A user's cancel reaches a step that is waiting to retry an unavailable host: it ends at once
+/// with the cancel's code, instead of retrying until its deadline.
+#[tokio::test]
+async fn a_cancel_ends_steps_waiting_on_an_unavailable_host() {
+    let Setup {
+        _dir, store, plan, ..
+    } = setup().await;
+    let host = Host::new(Behaviour::Offline);
+    let engine = Engine::start(store.clone(), settings(), registry(&host), false)
+        .await
+        .unwrap();
+    let session = start(&store, plan).await;
+    engine.notify();
+    for _ in 0..500 {
+        if host.calls("replica") >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(store.request_cancel(session).await.unwrap());
+    let done = wait_until_done(&store, plan).await;
+    assert_eq!(done.status, PlanStatus::Failed);
+    let last = done.last_session.expect("a last session");
+    for line in &last.detailed_messages {
+        assert_eq!(
+            line.description,
+            "Cancelled by the user (code 1050) while the host did not answer: the host is unavailable: offline."
+        );
+    }
     engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -50,6 +50,9 @@ async fn sessions_survive_sigkill_and_nothing_runs_twice() {
         // On PostgreSQL a restarted node waits for the dead one's leases to run out.
         "--lease-seconds",
         "3",
+        // Four kills: a session may be claimed five times or more; this test is about resuming.
+        "--max-session-attempts",
+        "10",
     ];
     let mut app = TestApp::start(&store, &args).await;
     let plans: Vec<String> = app

@@ -362,7 +362,7 @@ async fn scripts_run_around_the_vms_and_offline_servers_fail() {
     assert_eq!(failed["status"], "Failed");
     assert_eq!(
         failed["lastSession"]["detailedMessages"][0]["description"],
-        "The step did not finish within 2 s; last error: the host is unavailable: The backup server is offline."
+        "The replica's state could not be read from the host within 2 s; last error: the host is unavailable: The backup server is offline."
     );
 }
 

@@ -58,6 +58,9 @@ pub enum StoreError {
     /// job since (its epoch is higher), or the job was requeued or finished. Nothing was written.
     #[error("job {job} is no longer held at epoch {epoch}; the write was refused")]
     Fenced { job: Uuid, epoch: i64 },
+    /// A write ran, but the group commit that carried it failed: nothing of it is stored.
+    #[error("the write was not committed: {0}")]
+    Commit(String),
 }
 
 /// At most `max` characters of `text` (for free text from outside kept in a bounded column).
@@ -359,6 +362,9 @@ pub trait Store: Send + Sync + 'static {
         fence: Fence,
         lease_until: Timestamp,
     ) -> Result<LeaseRenewal, StoreError>;
+    /// Whether `fence` still holds its job, read now (the engine asks right before it sends an
+    /// operation to a host, so a worker that lost its job sends nothing).
+    async fn holds_job(&self, fence: Fence) -> Result<bool, StoreError>;
     /// Hands a held job back to the queue at once (a graceful shutdown), so the next start or
     /// another node resumes it without waiting for the lease; the attempt is not counted.
     /// `false` if the job was no longer held.

@@ -193,6 +193,37 @@ async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
     );
 }
 
+/// A fresh store with the demo fleet, and one of its Ready plans.
+async fn demo_and_a_ready_plan() -> (common::TestStore, standby_model::FailoverPlan) {
+    let store = common::fresh_store().await;
+    store
+        .import_fleet(&demo_fleet(Timestamp::now()))
+        .await
+        .unwrap();
+    let plan = ready_plans(&store).await.remove(0);
+    (store, plan)
+}
+
+/// Reserves `request_id` for a request (as the idempotency layer does before a handler runs).
+async fn reserve(
+    store: &common::TestStore,
+    request_id: Uuid,
+    fingerprint: &str,
+) -> (standby_store::IdempotencyKey, Timestamp, Timestamp) {
+    let key = standby_store::IdempotencyKey {
+        request_id,
+        principal_uid: Uuid::from_u128(7),
+        fingerprint: fingerprint.into(),
+    };
+    let now = Timestamp::now();
+    let later = now.plus_seconds(300);
+    assert_eq!(
+        store.reserve_request(&key, now, later).await.unwrap(),
+        standby_store::Reservation::Fresh
+    );
+    (key, now, later)
+}
+
 /// A start (or undo) of `plan` with nothing else attached.
 fn start_of(plan: Uuid, kind: SessionKind) -> NewSession {
     NewSession {
@@ -283,24 +314,9 @@ async fn racing_workers_claim_each_job_once() {
 /// replay of that answer, not "still being processed" and then "already running".
 #[tokio::test]
 async fn a_start_and_its_idempotent_answer_commit_together() {
-    let store = common::fresh_store().await;
-    store
-        .import_fleet(&demo_fleet(Timestamp::now()))
-        .await
-        .unwrap();
-    let plan = ready_plans(&store).await.remove(0);
+    let (store, plan) = demo_and_a_ready_plan().await;
     let request_id = Uuid::now_v7();
-    let key = standby_store::IdempotencyKey {
-        request_id,
-        principal_uid: Uuid::from_u128(7),
-        fingerprint: "POST start".into(),
-    };
-    let now = Timestamp::now();
-    let later = now.plus_seconds(300);
-    assert_eq!(
-        store.reserve_request(&key, now, later).await.unwrap(),
-        standby_store::Reservation::Fresh
-    );
+    let (key, now, later) = reserve(&store, request_id, "POST start").await;
     let answer = standby_store::StoredResponse {
         status: 200,
         headers: vec![(
@@ -345,12 +361,7 @@ async fn a_start_and_its_idempotent_answer_commit_together() {
 /// writes land. Each write checks the epoch in its own transaction.
 #[tokio::test]
 async fn a_stale_epoch_writes_nothing() {
-    let store = common::fresh_store().await;
-    store
-        .import_fleet(&demo_fleet(Timestamp::now()))
-        .await
-        .unwrap();
-    let plan = ready_plans(&store).await.remove(0);
+    let (store, plan) = demo_and_a_ready_plan().await;
     let now = Timestamp::now();
     let session = start_of(plan.instance_uid, SessionKind::Failover);
     assert!(
@@ -469,12 +480,7 @@ async fn a_stale_epoch_writes_nothing() {
 /// the error and waits for its backoff.
 #[tokio::test]
 async fn releases_do_not_count_and_retries_wait() {
-    let store = common::fresh_store().await;
-    store
-        .import_fleet(&demo_fleet(Timestamp::now()))
-        .await
-        .unwrap();
-    let plan = ready_plans(&store).await.remove(0);
+    let (store, plan) = demo_and_a_ready_plan().await;
     let now = Timestamp::now();
     let session = start_of(plan.instance_uid, SessionKind::Test);
     assert!(
@@ -530,12 +536,7 @@ async fn releases_do_not_count_and_retries_wait() {
 #[tokio::test]
 async fn the_sim_ledger_counts_every_submission_and_ends_once() {
     use standby_store::{ReplicaChange, SimOutcome};
-    let store = common::fresh_store().await;
-    store
-        .import_fleet(&demo_fleet(Timestamp::now()))
-        .await
-        .unwrap();
-    let plan = ready_plans(&store).await.remove(0);
+    let (store, plan) = demo_and_a_ready_plan().await;
     let object = store
         .list_objects(&standby_store::ListQuery {
             scope: Scope::All,
@@ -616,24 +617,9 @@ async fn the_sim_ledger_counts_every_submission_and_ends_once() {
 /// plan the store then reads back.
 #[tokio::test]
 async fn a_patch_and_its_idempotent_answer_commit_together() {
-    let store = common::fresh_store().await;
-    store
-        .import_fleet(&demo_fleet(Timestamp::now()))
-        .await
-        .unwrap();
-    let plan = ready_plans(&store).await.remove(0);
+    let (store, plan) = demo_and_a_ready_plan().await;
     let request_id = Uuid::now_v7();
-    let key = standby_store::IdempotencyKey {
-        request_id,
-        principal_uid: Uuid::from_u128(7),
-        fingerprint: "PATCH plan".into(),
-    };
-    let now = Timestamp::now();
-    let later = now.plus_seconds(300);
-    assert_eq!(
-        store.reserve_request(&key, now, later).await.unwrap(),
-        standby_store::Reservation::Fresh
-    );
+    let (key, now, later) = reserve(&store, request_id, "PATCH plan").await;
     let answer = standby_store::StoredResponse {
         status: 200,
         headers: vec![],

@@ -5,6 +5,8 @@
 
 #[path = "../sql/auth.rs"]
 mod auth;
+#[path = "../sql/commit.rs"]
+mod commit;
 #[path = "../sql/engine.rs"]
 mod engine;
 #[path = "../sql/idempotency.rs"]
@@ -46,6 +48,8 @@ const SEED_LOCK: Option<&str> = Some("SELECT pg_advisory_xact_lock(7310585173620
 /// `store copy` reads the source as one consistent snapshot while other nodes may write.
 const SNAPSHOT: Option<&str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 /// Other nodes may hold leases: a job is taken over only when its lease runs out.
+/// The server groups concurrent commits itself; writes commit on their own connections.
+const GROUP_COMMIT: bool = false;
 const SINGLE_NODE: bool = false;
 
 static MIGRATOR: &std::sync::LazyLock<sqlx::migrate::Migrator> =
@@ -60,6 +64,8 @@ pub struct PgStore {
     pool: PgPool,
     /// The same pool: PostgreSQL runs concurrent writers itself.
     writer: PgPool,
+    /// The engine's writes (on PostgreSQL each commits on its own connection).
+    committer: commit::Committer,
     freshness: Arc<Freshness>,
 }
 
@@ -98,6 +104,7 @@ impl PgStore {
         freshness.watch(WalPosition(pool.clone()));
         Ok(PgStore {
             writer: pool.clone(),
+            committer: commit::Committer::new(pool.clone(), GROUP_COMMIT),
             pool,
             freshness,
         })

@@ -1,7 +1,8 @@
 //! Sessions, the job queue with its fencing, and async actions, on either backend.
 
+use super::commit::{Committer, Conn};
 use super::{DbRow, Pool};
-use sqlx::Row;
+use sqlx::{Connection, Row};
 use standby_model::state::{PlanRequest, on_request};
 use standby_model::{
     ActionStatus, BackupStatus, JobState, PlanStatus, SessionKind, SessionMessage, SessionStatus,
@@ -26,26 +27,51 @@ fn request_of(kind: SessionKind) -> PlanRequest {
 /// the plan is not visible in `scope`.
 pub(super) async fn begin_session(
     readers: &Pool,
-    pool: &Pool,
+    committer: &Committer,
     scope: Scope,
     new: &NewSession,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    // Reads go to `readers`: on SQLite `pool` is the one writer connection, kept for writes.
+    // Reads go to `readers`, before the write is queued: the writer's time is for writes.
     let Some(plan) = super::plans::get_plan(readers, scope, new.plan_uid).await? else {
         return Ok(false);
     };
     let request = request_of(new.kind);
-    let allowed: Vec<&str> = PlanStatus::ALL
-        .iter()
-        .filter(|s| on_request(**s, request).is_ok())
-        .map(|s| s.as_str())
-        .collect();
     let target = match on_request(plan.status, request) {
         Ok(target) => target,
         Err(refused) => return Err(StoreError::Refused(refused)),
     };
-    let mut tx = pool.begin().await?;
+    let queued = new.clone();
+    let applied = committer
+        .run(move |conn| Box::pin(async move { write_session(conn, &queued, target, now).await }))
+        .await?;
+    if applied {
+        return Ok(true);
+    }
+    let status = super::plans::get_plan(readers, scope, new.plan_uid)
+        .await?
+        .map_or(plan.status, |p| p.status);
+    Err(match on_request(status, request) {
+        Err(refused) => StoreError::Refused(refused),
+        Ok(_) => StoreError::Conflict(
+            "The failover plan changed while the request was handled; try again.".into(),
+        ),
+    })
+}
+
+/// The write of [`begin_session`]; `false` when the plan's status no longer allows the request.
+async fn write_session(
+    conn: &mut Conn,
+    new: &NewSession,
+    target: PlanStatus,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let allowed: Vec<&str> = PlanStatus::ALL
+        .iter()
+        .filter(|s| on_request(**s, request_of(new.kind)).is_ok())
+        .map(|s| s.as_str())
+        .collect();
+    let mut tx = conn.begin().await?;
     // The status test and the write are one statement: of two concurrent starts, one wins.
     let placeholders: Vec<String> = (0..allowed.len()).map(|i| format!("${}", i + 5)).collect();
     let sql = format!(
@@ -62,15 +88,7 @@ pub(super) async fn begin_session(
     }
     if update.execute(&mut *tx).await?.rows_affected() == 0 {
         tx.rollback().await?;
-        let status = super::plans::get_plan(readers, scope, new.plan_uid)
-            .await?
-            .map_or(plan.status, |p| p.status);
-        return Err(match on_request(status, request) {
-            Err(refused) => StoreError::Refused(refused),
-            Ok(_) => StoreError::Conflict(
-                "The failover plan changed while the request was handled; try again.".into(),
-            ),
-        });
+        return Ok(false);
     }
     sqlx::query(
         "INSERT INTO sessions (uid, plan_uid, kind, status, started_by, requested_point, start_time, phase, action_uid) \
@@ -125,7 +143,7 @@ pub(super) async fn begin_session(
 }
 
 pub(super) async fn claim_job(
-    pool: &Pool,
+    conn: &mut Conn,
     worker: &str,
     now: Timestamp,
     lease_until: Timestamp,
@@ -145,7 +163,7 @@ pub(super) async fn claim_job(
         .bind(now.ticks())
         .bind(JobState::Running.as_str())
         .bind(JobState::Ready.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else {
         return Ok(None);
@@ -159,7 +177,7 @@ pub(super) async fn claim_job(
     };
     sqlx::query("UPDATE sessions SET phase = 'running' WHERE uid = $1 AND phase = 'queued'")
         .bind(uid_text(job.session_uid))
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     Ok(Some(job))
 }
@@ -186,12 +204,23 @@ async fn hold(tx: &mut sqlx::Transaction<'_, super::Db>, fence: Fence) -> Result
     }
 }
 
+pub(super) async fn holds_job(pool: &Pool, fence: Fence) -> Result<bool, StoreError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT epoch FROM jobs WHERE uid = $1 AND epoch = $2 AND state = $3")
+            .bind(uid_text(fence.job))
+            .bind(fence.epoch)
+            .bind(JobState::Running.as_str())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some())
+}
+
 pub(super) async fn extend_lease(
-    pool: &Pool,
+    conn: &mut Conn,
     fence: Fence,
     lease_until: Timestamp,
 ) -> Result<LeaseRenewal, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let updated = sqlx::query(
         "UPDATE jobs SET lease_until = $1 WHERE uid = $2 AND epoch = $3 AND state = $4",
     )
@@ -218,7 +247,7 @@ pub(super) async fn extend_lease(
 /// Hands a held job back to the queue at once (a graceful shutdown). The attempt is not
 /// counted: the session stopped at a safe point, nothing went wrong.
 pub(super) async fn release_job(
-    pool: &Pool,
+    conn: &mut Conn,
     fence: Fence,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
@@ -231,7 +260,7 @@ pub(super) async fn release_job(
     .bind(fence.epoch)
     .bind(JobState::Ready.as_str())
     .bind(JobState::Running.as_str())
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(updated.rows_affected() == 1)
 }
@@ -239,7 +268,7 @@ pub(super) async fn release_job(
 /// Puts a held job back in the queue after an error, to be claimed again at `run_at` (the
 /// backoff), with the error kept for the next attempt and for the final message.
 pub(super) async fn retry_job(
-    pool: &Pool,
+    conn: &mut Conn,
     fence: Fence,
     error: &str,
     run_at: Timestamp,
@@ -256,14 +285,14 @@ pub(super) async fn retry_job(
     .bind(JobState::Ready.as_str())
     .bind(JobState::Running.as_str())
     .bind(fence.epoch)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(updated.rows_affected() == 1)
 }
 
 /// Puts running jobs whose lease ran out (or, with `None`, every running job) back in the queue.
 pub(super) async fn requeue_jobs(
-    pool: &Pool,
+    conn: &mut Conn,
     expired_before: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
@@ -275,7 +304,7 @@ pub(super) async fn requeue_jobs(
     .bind(expired_before.map(|t| t.ticks()))
     .bind(JobState::Ready.as_str())
     .bind(JobState::Running.as_str())
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(updated.rows_affected())
 }
@@ -417,13 +446,13 @@ pub(super) async fn newest_restore_point(
 }
 
 pub(super) async fn record_vm_start(
-    pool: &Pool,
+    conn: &mut Conn,
     fence: Fence,
     session: Uuid,
     object: Uuid,
     step: &VmStep,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     hold(&mut tx, fence).await?;
     sqlx::query(
         "INSERT INTO vm_sessions (uid, session_uid, object_uid, backup_status, restore_point_uid, restore_point_time, start_time) \
@@ -449,7 +478,7 @@ pub(super) async fn record_vm_start(
 
 /// Ends a VM's step and writes its log line in one transaction, so a crash keeps both or neither.
 pub(super) async fn record_vm_end(
-    pool: &Pool,
+    conn: &mut Conn,
     fence: Fence,
     session: Uuid,
     step: Uuid,
@@ -457,7 +486,7 @@ pub(super) async fn record_vm_end(
     end: Timestamp,
     message: &SessionMessage,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     hold(&mut tx, fence).await?;
     let updated = sqlx::query("UPDATE vm_sessions SET backup_status = $1, end_time = $2 WHERE uid = $3 AND end_time IS NULL")
         .bind(status.as_str())
@@ -500,12 +529,12 @@ async fn insert_message(
 }
 
 pub(super) async fn append_message(
-    pool: &Pool,
+    conn: &mut Conn,
     fence: Fence,
     session: Uuid,
     message: &SessionMessage,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     hold(&mut tx, fence).await?;
     insert_message(&mut tx, session, message).await?;
     tx.commit().await?;
@@ -513,14 +542,14 @@ pub(super) async fn append_message(
 }
 
 pub(super) async fn finish_session(
-    pool: &Pool,
+    conn: &mut Conn,
     fence: Fence,
     session: Uuid,
     end: &SessionEnd,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let message = end.message.as_deref().map(text_keys);
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     hold(&mut tx, fence).await?;
     let updated = sqlx::query(
         "UPDATE sessions SET phase = 'finished', status = $1, message = $2, message_ci = $3, message_nat = $4, end_time = $5 \

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{DbArguments, DbRow, Pool};
-use sqlx::{Arguments, AssertSqlSafe, Row};
+use sqlx::{Arguments, AssertSqlSafe, Connection, Row};
 use standby_model::state::{PlanRequest, on_request};
 use standby_model::{
     BackupStatus, FailoverPlan, LastSession, MessageSeverity, PlanObject, PlanStatus, PlanType,
@@ -376,16 +376,54 @@ pub(super) async fn server_visible(
 
 pub(super) async fn update_plan_commands(
     readers: &Pool,
-    pool: &Pool,
+    committer: &super::commit::Committer,
     scope: Scope,
     uid: Uuid,
     change: &CommandChange,
     idempotent_answer: Option<&(Uuid, crate::StoredResponse)>,
 ) -> Result<Option<FailoverPlan>, StoreError> {
-    // Reads go to `readers`: on SQLite `pool` is the one writer connection, kept for writes.
+    // Reads go to `readers`, before the write is queued: the writer's time is for writes.
     let Some(current) = get_plan(readers, scope, uid).await? else {
         return Ok(None);
     };
+    let queued = change.clone();
+    let answer = idempotent_answer.cloned();
+    // The PATCH was built on `current`: it applies only if the commands are still those, so
+    // its answer (the plan as it leaves it) is exact even when two PATCHes race.
+    let read = (
+        current.pre_failover_command.clone(),
+        current.post_failover_command.clone(),
+    );
+    let applied = committer
+        .run(move |conn| {
+            Box::pin(
+                async move { write_commands(conn, uid, &queued, &read, answer.as_ref()).await },
+            )
+        })
+        .await?;
+    if !applied {
+        let status = get_plan(readers, scope, uid)
+            .await?
+            .map_or(current.status, |plan| plan.status);
+        return match on_request(status, PlanRequest::Patch) {
+            Err(refused) => Err(StoreError::Refused(refused)),
+            Ok(_) => Err(StoreError::Conflict(
+                "The failover plan changed while it was being patched; try again.".into(),
+            )),
+        };
+    }
+    get_plan(readers, scope, uid).await
+}
+
+/// The write of [`update_plan_commands`]; `false` when a session runs (or began meanwhile), or
+/// another PATCH changed the commands since they were read.
+async fn write_commands(
+    conn: &mut super::commit::Conn,
+    uid: Uuid,
+    change: &CommandChange,
+    (read_pre, read_post): &(String, String),
+    idempotent_answer: Option<&(Uuid, crate::StoredResponse)>,
+) -> Result<bool, StoreError> {
     let keys = |value: &Option<String>| {
         value
             .as_deref()
@@ -401,7 +439,7 @@ pub(super) async fn update_plan_commands(
         .filter(|s| on_request(**s, PlanRequest::Patch).is_ok())
         .map(|s| s.as_str())
         .collect();
-    let placeholders: Vec<String> = (0..allowed.len()).map(|i| format!("${}", i + 9)).collect();
+    let placeholders: Vec<String> = (0..allowed.len()).map(|i| format!("${}", i + 11)).collect();
     let sql = format!(
         "UPDATE plans SET \
            pre_failover_command = COALESCE($1, pre_failover_command), \
@@ -411,7 +449,7 @@ pub(super) async fn update_plan_commands(
            post_failover_command_ci = COALESCE($5, post_failover_command_ci), \
            post_failover_command_nat = COALESCE($6, post_failover_command_nat), \
            updated_at = $7 \
-         WHERE uid = $8 AND status IN ({})",
+         WHERE uid = $8 AND pre_failover_command = $9 AND post_failover_command = $10 AND status IN ({})",
         placeholders.join(", ")
     );
     let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -422,27 +460,21 @@ pub(super) async fn update_plan_commands(
         .bind(post_ci)
         .bind(post_nat)
         .bind(Timestamp::now().ticks())
-        .bind(uid_text(uid));
+        .bind(uid_text(uid))
+        .bind(read_pre)
+        .bind(read_post);
     for status in &allowed {
         update = update.bind(*status);
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let updated = update.execute(&mut *tx).await?;
     if updated.rows_affected() == 0 {
         tx.rollback().await?;
-        let status = get_plan(readers, scope, uid)
-            .await?
-            .map_or(current.status, |plan| plan.status);
-        return match on_request(status, PlanRequest::Patch) {
-            Err(refused) => Err(StoreError::Refused(refused)),
-            Ok(_) => Err(StoreError::Conflict(
-                "The failover plan changed while it was being patched; try again.".into(),
-            )),
-        };
+        return Ok(false);
     }
     if let Some((request_id, answer)) = idempotent_answer {
         super::idempotency::complete(&mut *tx, *request_id, answer).await?;
     }
     tx.commit().await?;
-    get_plan(readers, scope, uid).await
+    Ok(true)
 }

@@ -1,7 +1,7 @@
 //! The sim connector's ledger, replicas and faults on either backend (see `sim_ledger.rs`).
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 use standby_model::Timestamp;
 use uuid::Uuid;
 
@@ -10,10 +10,12 @@ use crate::rows::{parse_optional_uid, ts, uid_text};
 use crate::sim_ledger::*;
 use crate::{Page, StoreError};
 
-/// The ledger's handle: the store's pools (reads on `pool`, writes on `writer`).
+/// The ledger's handle: the store's pools (reads on `pool`, faults written on `writer`) and its
+/// group commit (the per-operation writes, as frequent as the engine's).
 pub(super) struct SqlSimLedger {
     pub(super) pool: Pool,
     pub(super) writer: Pool,
+    pub(super) committer: super::commit::Committer,
 }
 
 const COLUMNS: &str =
@@ -54,19 +56,29 @@ impl SimLedger for SqlSimLedger {
         now: Timestamp,
     ) -> Result<SimOperationRecord, StoreError> {
         // A second submission is counted, never hidden: that is what makes the ledger proof.
-        let sql = format!(
-            "INSERT INTO sim_operations (operation_id, object_uid, kind, executions, started_at, plan) VALUES ($1, $2, $3, 1, $4, $5) \
-             ON CONFLICT (operation_id) DO UPDATE SET executions = sim_operations.executions + 1 RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(operation)
-            .bind(object.map(uid_text))
-            .bind(kind)
-            .bind(now.ticks())
-            .bind(plan)
-            .fetch_one(&self.writer)
-            .await?;
-        record(&row)
+        let (operation, kind, plan) = (operation.to_owned(), kind.to_owned(), plan.to_owned());
+        self.committer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let sql = format!(
+                        "INSERT INTO sim_operations (operation_id, object_uid, kind, executions, started_at, plan) VALUES ($1, $2, $3, 1, $4, $5) \
+                         ON CONFLICT (operation_id) DO UPDATE SET executions = sim_operations.executions + 1 RETURNING {COLUMNS}"
+                    );
+                    let mut tx = conn.begin().await?;
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(&operation)
+                        .bind(object.map(uid_text))
+                        .bind(&kind)
+                        .bind(now.ticks())
+                        .bind(&plan)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let submitted = record(&row)?;
+                    tx.commit().await?;
+                    Ok(submitted)
+                })
+            })
+            .await
     }
 
     async fn operation(&self, operation: &str) -> Result<Option<SimOperationRecord>, StoreError> {
@@ -86,44 +98,14 @@ impl SimLedger for SqlSimLedger {
         change: Option<ReplicaChange>,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let ended = sqlx::query(
-            "UPDATE sim_operations SET outcome = $1, message = $2, finished_at = $3 WHERE operation_id = $4 AND outcome IS NULL",
-        )
-        .bind(outcome.as_str())
-        .bind(message)
-        .bind(now.ticks())
-        .bind(operation)
-        .execute(&mut *tx)
-        .await?;
-        if ended.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        match change {
-            Some(ReplicaChange::Running { vm, test, point }) => {
-                sqlx::query(
-                    "INSERT INTO sim_replicas (object_uid, state, restore_point_uid, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (object_uid) DO UPDATE SET state = excluded.state, restore_point_uid = excluded.restore_point_uid, \
-                     updated_at = excluded.updated_at",
+        let (operation, message) = (operation.to_owned(), message.to_owned());
+        self.committer
+            .run(move |conn| {
+                Box::pin(
+                    async move { complete(conn, &operation, outcome, &message, change, now).await },
                 )
-                .bind(uid_text(vm))
-                .bind(if test { "test" } else { "failover" })
-                .bind(uid_text(point))
-                .bind(now.ticks())
-                .execute(&mut *tx)
-                .await?;
-            }
-            Some(ReplicaChange::Reverted { vm }) => {
-                sqlx::query("DELETE FROM sim_replicas WHERE object_uid = $1")
-                    .bind(uid_text(vm))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            None => {}
-        }
-        tx.commit().await?;
-        Ok(true)
+            })
+            .await
     }
 
     async fn replica_state(&self, object: Uuid) -> Result<Option<String>, StoreError> {
@@ -179,4 +161,53 @@ impl SimLedger for SqlSimLedger {
             total: total.max(0) as u64,
         })
     }
+}
+
+/// The write of [`SimLedger::complete`].
+async fn complete(
+    conn: &mut super::commit::Conn,
+    operation: &str,
+    outcome: SimOutcome,
+    message: &str,
+    change: Option<ReplicaChange>,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let mut tx = conn.begin().await?;
+    let ended = sqlx::query(
+        "UPDATE sim_operations SET outcome = $1, message = $2, finished_at = $3 WHERE operation_id = $4 AND outcome IS NULL",
+    )
+    .bind(outcome.as_str())
+    .bind(message)
+    .bind(now.ticks())
+    .bind(operation)
+    .execute(&mut *tx)
+    .await?;
+    if ended.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    match change {
+        Some(ReplicaChange::Running { vm, test, point }) => {
+            sqlx::query(
+                "INSERT INTO sim_replicas (object_uid, state, restore_point_uid, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (object_uid) DO UPDATE SET state = excluded.state, restore_point_uid = excluded.restore_point_uid, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(uid_text(vm))
+            .bind(if test { "test" } else { "failover" })
+            .bind(uid_text(point))
+            .bind(now.ticks())
+            .execute(&mut *tx)
+            .await?;
+        }
+        Some(ReplicaChange::Reverted { vm }) => {
+            sqlx::query("DELETE FROM sim_replicas WHERE object_uid = $1")
+                .bind(uid_text(vm))
+                .execute(&mut *tx)
+                .await?;
+        }
+        None => {}
+    }
+    tx.commit().await?;
+    Ok(true)
 }

@@ -75,7 +75,7 @@ impl Store for super::BackendStore {
     ) -> Result<Option<FailoverPlan>, StoreError> {
         let result = super::plans::update_plan_commands(
             &self.pool,
-            &self.writer,
+            &self.committer,
             scope,
             uid,
             change,
@@ -239,7 +239,7 @@ impl Store for super::BackendStore {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let result =
-            super::engine::begin_session(&self.pool, &self.writer, scope, session, now).await;
+            super::engine::begin_session(&self.pool, &self.committer, scope, session, now).await;
         self.freshness.advance();
         result
     }
@@ -250,7 +250,15 @@ impl Store for super::BackendStore {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>, StoreError> {
-        let result = super::engine::claim_job(&self.writer, worker, now, lease_until).await;
+        let worker = worker.to_owned();
+        let result = self
+            .committer
+            .run(move |c| {
+                Box::pin(
+                    async move { super::engine::claim_job(c, &worker, now, lease_until).await },
+                )
+            })
+            .await;
         // Idle workers poll this: only a claim (or an error) may have changed anything.
         if !matches!(result, Ok(None)) {
             self.freshness.advance();
@@ -263,11 +271,20 @@ impl Store for super::BackendStore {
         fence: Fence,
         lease_until: Timestamp,
     ) -> Result<LeaseRenewal, StoreError> {
-        super::engine::extend_lease(&self.writer, fence, lease_until).await
+        self.committer
+            .run(move |c| Box::pin(super::engine::extend_lease(c, fence, lease_until)))
+            .await
+    }
+
+    async fn holds_job(&self, fence: Fence) -> Result<bool, StoreError> {
+        super::engine::holds_job(&self.pool, fence).await
     }
 
     async fn release_job(&self, fence: Fence, now: Timestamp) -> Result<bool, StoreError> {
-        let result = super::engine::release_job(&self.writer, fence, now).await;
+        let result = self
+            .committer
+            .run(move |c| Box::pin(super::engine::release_job(c, fence, now)))
+            .await;
         self.freshness.advance();
         result
     }
@@ -279,7 +296,15 @@ impl Store for super::BackendStore {
         run_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let result = super::engine::retry_job(&self.writer, fence, error, run_at, now).await;
+        let error = error.to_owned();
+        let result = self
+            .committer
+            .run(move |c| {
+                Box::pin(
+                    async move { super::engine::retry_job(c, fence, &error, run_at, now).await },
+                )
+            })
+            .await;
         self.freshness.advance();
         result
     }
@@ -293,7 +318,10 @@ impl Store for super::BackendStore {
         expired_before: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let result = super::engine::requeue_jobs(&self.writer, expired_before, now).await;
+        let result = self
+            .committer
+            .run(move |c| Box::pin(super::engine::requeue_jobs(c, expired_before, now)))
+            .await;
         if !matches!(result, Ok(0)) {
             self.freshness.advance();
         }
@@ -319,8 +347,16 @@ impl Store for super::BackendStore {
         object: Uuid,
         step: &VmStep,
     ) -> Result<(), StoreError> {
-        let result =
-            super::engine::record_vm_start(&self.writer, fence, session, object, step).await;
+        let result = {
+            let step = step.clone();
+            self.committer
+                .run(move |c| {
+                    Box::pin(async move {
+                        super::engine::record_vm_start(c, fence, session, object, &step).await
+                    })
+                })
+                .await
+        };
         self.freshness.advance();
         result
     }
@@ -334,9 +370,17 @@ impl Store for super::BackendStore {
         end: Timestamp,
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError> {
-        let result =
-            super::engine::record_vm_end(&self.writer, fence, session, step, status, end, message)
-                .await;
+        let result = {
+            let message = message.clone();
+            self.committer
+                .run(move |c| {
+                    Box::pin(async move {
+                        super::engine::record_vm_end(c, fence, session, step, status, end, &message)
+                            .await
+                    })
+                })
+                .await
+        };
         self.freshness.advance();
         result
     }
@@ -347,7 +391,15 @@ impl Store for super::BackendStore {
         session: Uuid,
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError> {
-        let result = super::engine::append_message(&self.writer, fence, session, message).await;
+        let message = message.clone();
+        let result = self
+            .committer
+            .run(move |c| {
+                Box::pin(
+                    async move { super::engine::append_message(c, fence, session, &message).await },
+                )
+            })
+            .await;
         self.freshness.advance();
         result
     }
@@ -359,7 +411,15 @@ impl Store for super::BackendStore {
         end: &SessionEnd,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let result = super::engine::finish_session(&self.writer, fence, session, end, now).await;
+        let end = end.clone();
+        let result = self
+            .committer
+            .run(move |c| {
+                Box::pin(async move {
+                    super::engine::finish_session(c, fence, session, &end, now).await
+                })
+            })
+            .await;
         self.freshness.advance();
         result
     }
@@ -422,6 +482,7 @@ impl Store for super::BackendStore {
         std::sync::Arc::new(super::sim::SqlSimLedger {
             pool: self.pool.clone(),
             writer: self.writer.clone(),
+            committer: self.committer.clone(),
         })
     }
 }

@@ -4,6 +4,8 @@
 
 #[path = "../sql/auth.rs"]
 mod auth;
+#[path = "../sql/commit.rs"]
+mod commit;
 #[path = "../sql/engine.rs"]
 mod engine;
 #[path = "../sql/idempotency.rs"]
@@ -48,6 +50,8 @@ const SEED_LOCK: Option<&str> = None;
 /// A read transaction is already a snapshot on SQLite (WAL).
 const SNAPSHOT: Option<&str> = None;
 /// Only this process uses the file: jobs still leased at start-up were held by a dead process.
+/// One writer, one fsync per commit: the engine's writes are committed in groups.
+const GROUP_COMMIT: bool = true;
 const SINGLE_NODE: bool = true;
 
 static MIGRATOR: &std::sync::LazyLock<sqlx::migrate::Migrator> =
@@ -61,6 +65,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The one connection that writes.
     writer: SqlitePool,
+    /// The engine's writes, committed in groups on `writer`.
+    committer: commit::Committer,
     freshness: Arc<Freshness>,
 }
 
@@ -124,6 +130,7 @@ impl SqliteStore {
         freshness.watch(DataVersion(watcher));
         Ok(SqliteStore {
             pool,
+            committer: commit::Committer::new(writer.clone(), GROUP_COMMIT),
             writer,
             freshness,
         })
