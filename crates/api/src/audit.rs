@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
 use standby_model::Timestamp;
-use standby_store::{AuditEntry, Store};
+use standby_store::{AuditAction, AuditEntry, AuditLog, AuditOutcome};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -57,7 +57,7 @@ impl PrincipalSlot {
 }
 
 /// Names a write by its route: (`plan.start`, target UID).
-fn classify(method: &Method, path: &str) -> (String, Option<String>) {
+fn classify(method: &Method, path: &str) -> (AuditAction, Option<String>) {
     // Inside `nest("/api/v3")` the prefix is already stripped; accept both forms.
     let segments: Vec<&str> = path
         .trim_start_matches("/api/v3")
@@ -66,7 +66,7 @@ fn classify(method: &Method, path: &str) -> (String, Option<String>) {
         .collect();
     match (method.as_str(), segments.as_slice()) {
         ("PATCH", ["infrastructure", "backupServers", "failoverplans", plan]) => {
-            ("plan.patch".into(), Some((*plan).into()))
+            (AuditAction::PlanPatch, Some((*plan).into()))
         }
         (
             "POST",
@@ -77,7 +77,7 @@ fn classify(method: &Method, path: &str) -> (String, Option<String>) {
                 plan,
                 "start",
             ],
-        ) => ("plan.start".into(), Some((*plan).into())),
+        ) => (AuditAction::PlanStart, Some((*plan).into())),
         (
             "POST",
             [
@@ -87,13 +87,13 @@ fn classify(method: &Method, path: &str) -> (String, Option<String>) {
                 plan,
                 "undo",
             ],
-        ) => ("plan.undo".into(), Some((*plan).into())),
-        ("DELETE", ["asyncActions", action]) => ("action.cancel".into(), Some((*action).into())),
+        ) => (AuditAction::PlanUndo, Some((*plan).into())),
+        ("DELETE", ["asyncActions", action]) => (AuditAction::ActionCancel, Some((*action).into())),
         ("DELETE", ["asyncActions", action, "result"]) => {
-            ("action.forget".into(), Some((*action).into()))
+            (AuditAction::ActionForget, Some((*action).into()))
         }
-        ("PUT", ["extensions", "sim", "faults"]) => ("sim.fault".into(), None),
-        _ => (format!("{method} {path}"), None),
+        ("PUT", ["extensions", "sim", "faults"]) => (AuditAction::SimFault, None),
+        _ => (AuditAction::Request(format!("{method} {path}")), None),
     }
 }
 
@@ -109,24 +109,14 @@ fn bounded(mut text: String) -> String {
     text
 }
 
-fn outcome_of(status: u16) -> &'static str {
-    match status {
-        200..=299 => "success",
-        400..=499 => "refused",
-        _ => "failed",
-    }
-}
-
 /// Writes an audit record, every field bounded; a failure to record is logged, never turned into
 /// the request's failure.
-pub async fn record(store: &dyn Store, mut entry: AuditEntry) {
-    for field in [
-        &mut entry.actor_name,
-        &mut entry.address,
-        &mut entry.action,
-        &mut entry.detail,
-    ] {
+pub async fn record(store: &dyn AuditLog, mut entry: AuditEntry) {
+    for field in [&mut entry.actor_name, &mut entry.address, &mut entry.detail] {
         *field = bounded(std::mem::take(field));
+    }
+    if let AuditAction::Request(request) = &mut entry.action {
+        *request = bounded(std::mem::take(request));
     }
     entry.target = entry.target.map(bounded);
     if let Err(error) = store.record_audit(&entry).await {
@@ -156,7 +146,7 @@ pub async fn audit_writes(
     let principal = slot.take();
     let (action, target) = classify(&method, &path);
     let detail = match query {
-        Some(query) if action == "plan.start" => format!("HTTP {status}; {query}"),
+        Some(query) if action == AuditAction::PlanStart => format!("HTTP {status}; {query}"),
         _ => format!("HTTP {status}"),
     };
     record(
@@ -169,7 +159,7 @@ pub async fn audit_writes(
             address,
             action,
             target,
-            outcome: outcome_of(status).to_owned(),
+            outcome: AuditOutcome::of_status(status),
             detail,
         },
     )
@@ -193,7 +183,7 @@ pub async fn list(
         .map(|e| {
             json!({
                 "instanceUid": e.uid, "time": e.at, "actorUid": e.actor_uid, "actorName": e.actor_name,
-                "address": e.address, "action": e.action, "target": e.target, "outcome": e.outcome, "detail": e.detail,
+                "address": e.address, "action": e.action.as_str(), "target": e.target, "outcome": e.outcome.as_str(), "detail": e.detail,
             })
         })
         .collect();
@@ -212,22 +202,21 @@ mod tests {
                 &Method::POST,
                 &format!("/api/v3/infrastructure/backupServers/failoverplans/{uid}/start")
             ),
-            ("plan.start".into(), Some(uid.into()))
+            (AuditAction::PlanStart, Some(uid.into()))
         );
         assert_eq!(
             classify(&Method::DELETE, &format!("/api/v3/asyncActions/{uid}")),
-            ("action.cancel".into(), Some(uid.into()))
+            (AuditAction::ActionCancel, Some(uid.into()))
         );
         assert_eq!(
             classify(&Method::POST, "/api/v3/elsewhere"),
-            ("POST /api/v3/elsewhere".into(), None)
+            (AuditAction::Request("POST /api/v3/elsewhere".into()), None)
         );
         let (action, _) = classify(&Method::POST, &format!("/api/v3/nope/{}", "x".repeat(8000)));
-        assert_eq!(bounded(action).chars().count(), MAX_FIELD_CHARS + 1);
-        assert_eq!(bounded("short".into()), "short");
         assert_eq!(
-            (outcome_of(200), outcome_of(409), outcome_of(520)),
-            ("success", "refused", "failed")
+            bounded(action.to_string()).chars().count(),
+            MAX_FIELD_CHARS + 1
         );
+        assert_eq!(bounded("short".into()), "short");
     }
 }

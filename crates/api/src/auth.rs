@@ -12,7 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use standby_model::{Role, Timestamp};
-use standby_store::{Scope, Store, StoreError, TokenKind, TokenRecord, UserRecord};
+use standby_store::{
+    AuditAction, AuditOutcome, AuthStore, Scope, StoreError, TokenKind, TokenRecord, UserRecord,
+};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -186,19 +188,19 @@ async fn login_audit(
     actor: Option<Uuid>,
     name: &str,
     address: &str,
-    outcome: &str,
+    outcome: AuditOutcome,
     detail: &str,
 ) {
-    metrics::counter!("standby_logins_total", "outcome" => outcome.to_owned()).increment(1);
+    metrics::counter!("standby_logins_total", "outcome" => outcome.as_str()).increment(1);
     let entry = standby_store::AuditEntry {
         uid: Uuid::now_v7(),
         at: Timestamp::now(),
         actor_uid: actor,
         actor_name: name.to_owned(),
         address: address.to_owned(),
-        action: "login".to_owned(),
+        action: AuditAction::Login,
         target: None,
-        outcome: outcome.to_owned(),
+        outcome,
         detail: detail.to_owned(),
     };
     crate::audit::record(state.store.as_ref(), entry).await;
@@ -351,7 +353,7 @@ async fn issue(
                         None,
                         username,
                         address,
-                        "refused",
+                        AuditOutcome::Refused,
                         "wrong user name or password, or disabled",
                     )
                     .await;
@@ -430,7 +432,7 @@ async fn issue(
         Some(user.uid),
         &user.name,
         address,
-        "success",
+        AuditOutcome::Success,
         &detail,
     )
     .await;
@@ -451,7 +453,7 @@ async fn issue(
 /// and with no user at all, `admin` is created with a random password, which is returned so the
 /// caller can print it once.
 pub async fn bootstrap_admin(
-    store: &dyn Store,
+    store: &dyn AuthStore,
     credentials: Option<(String, String)>,
 ) -> Result<Option<(String, String)>, ApiError> {
     let organization = store.ensure_provider_organization("Standby").await?;

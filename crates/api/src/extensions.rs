@@ -6,6 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
+use standby_fleet::SimFault;
 use standby_model::Timestamp;
 use standby_query::Paging;
 use standby_store::catalog::OBJECT_CATALOG;
@@ -216,18 +217,19 @@ pub async fn sim_fault(
                 "targetUid must be a VM's or a backup server's UUID.".into(),
             )
         })?;
-    let fault = body
+    let name = body
         .get("fault")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let vm_fault = standby_fleet::file::VM_FAULTS.contains(&fault);
-    let server_fault = standby_fleet::file::SERVER_FAULTS.contains(&fault);
-    if !vm_fault && !server_fault {
+    let Some(fault) = SimFault::parse(name) else {
         return Err(bad(
             "fault",
-            format!("fault must be one of boot-fails, slow, offline, script-fails, not '{fault}'."),
+            format!(
+                "fault must be one of {}, not '{name}'.",
+                SimFault::list(&SimFault::ALL)
+            ),
         ));
-    }
+    };
     let enabled = body
         .get("enabled")
         .and_then(Value::as_bool)
@@ -241,17 +243,21 @@ pub async fn sim_fault(
                 "No VM or backup server {target} was found."
             )));
         }
-        (true, _) if !vm_fault => {
-            return Err(bad(
-                "fault",
-                format!("'{fault}' is a backup server's fault; a VM takes boot-fails or slow."),
-            ));
-        }
-        (false, true) if !server_fault => {
+        (true, _) if fault.is_server_fault() => {
             return Err(bad(
                 "fault",
                 format!(
-                    "'{fault}' is a VM's fault; a backup server takes offline or script-fails."
+                    "'{fault}' is a backup server's fault; a VM takes {}.",
+                    SimFault::list(&SimFault::VM)
+                ),
+            ));
+        }
+        (false, true) if !fault.is_server_fault() => {
+            return Err(bad(
+                "fault",
+                format!(
+                    "'{fault}' is a VM's fault; a backup server takes {}.",
+                    SimFault::list(&SimFault::SERVER)
                 ),
             ));
         }
@@ -259,8 +265,13 @@ pub async fn sim_fault(
     }
     let sim = state.store.sim_ledger();
     sim.set_fault(target, fault, enabled).await?;
-    tracing::info!(target.uid = %target, fault, enabled, user.name = %principal.name, "sim fault changed");
-    let faults = sim.faults(target).await?;
+    tracing::info!(target.uid = %target, %fault, enabled, user.name = %principal.name, "sim fault changed");
+    let faults: Vec<&str> = sim
+        .faults(target)
+        .await?
+        .into_iter()
+        .map(SimFault::as_str)
+        .collect();
     Ok(json_response(
         200,
         &json!({ "data": { "targetUid": target, "faults": faults } }),

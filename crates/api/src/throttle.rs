@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use standby_model::Timestamp;
-use standby_store::{LoginAttempt, Store, StoreError};
+use standby_store::{AuthStore, LoginAttempt, StoreError};
 
 use crate::AppState;
 use crate::auth::{authenticate, token_hash};
@@ -150,7 +150,7 @@ impl Throttle {
     /// used up. Give the attempt back with [`LoginReservation::succeeded`]: only failures count.
     pub async fn reserve_login(
         &self,
-        store: &dyn Store,
+        store: &dyn AuthStore,
         user: &str,
         address: &str,
     ) -> Result<LoginGate, StoreError> {
@@ -207,11 +207,11 @@ pub struct LoginReservation {
 
 impl LoginReservation {
     /// The password was right: the attempt does not count against anyone.
-    pub async fn succeeded(self, store: &dyn Store) {
+    pub async fn succeeded(self, store: &dyn AuthStore) {
         self.give_back(store).await;
     }
 
-    async fn give_back(&self, store: &dyn Store) {
+    async fn give_back(&self, store: &dyn AuthStore) {
         for (key, window_ends) in &self.keys {
             if let Err(error) = store.refund_login_attempt(key, *window_ends).await {
                 tracing::warn!(%error, "could not give back a login attempt");

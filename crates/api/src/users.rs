@@ -2,7 +2,7 @@
 //! store directly: it is for whoever runs Standby, not for API clients.
 
 use standby_model::{Role, WireEnum};
-use standby_store::{Store, UserRecord};
+use standby_store::{AuthStore, UserRecord};
 use uuid::Uuid;
 
 use crate::auth::{generate_password, hash_password};
@@ -75,7 +75,7 @@ fn check_password(password: &str) -> Result<(), AdminError> {
 /// Adds a user to an organization (by name or UID). Without a password one is generated;
 /// it is returned so the caller can show it once.
 pub async fn add_user(
-    store: &dyn Store,
+    store: &dyn AuthStore,
     name: &str,
     organization: &str,
     role: Role,
@@ -117,7 +117,7 @@ pub async fn add_user(
 
 /// Sets a new password (revoking the user's tokens); generates one when none is given.
 pub async fn change_password(
-    store: &dyn Store,
+    store: &dyn AuthStore,
     name: &str,
     password: Option<String>,
 ) -> Result<Option<String>, AdminError> {
@@ -166,7 +166,7 @@ pub const DEMO_USERS: [(&str, &str, Role); 7] = [
 /// Creates the demo users that do not exist yet, all with `password` or each with a generated
 /// one; returns (name, role, organization, generated password) for those created.
 pub async fn add_demo_users(
-    store: &dyn Store,
+    store: &dyn AuthStore,
     password: Option<String>,
 ) -> Result<Vec<(String, Role, String, Option<String>)>, AdminError> {
     let organizations = store.list_organizations().await?;

@@ -90,6 +90,8 @@ pub struct Operation {
     /// The backup server whose host does the work.
     pub server: Uuid,
     pub action: Action,
+    /// The server's settings for its connector (`backup_servers.connector_settings`).
+    pub settings: std::sync::Arc<standby_fleet::ConnectorSettings>,
 }
 
 /// What a connector knows of an operation id.

@@ -14,7 +14,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use standby_store::{Store, StoreError};
+use standby_store::{EngineStore, StoreError};
 
 pub use connector::{
     Action, Connector, ConnectorError, Health, Operation, OperationId, OperationStatus, Registry,
@@ -86,10 +86,10 @@ impl Default for EngineSettings {
     }
 }
 
-/// What a running session needs: the store, the connectors, the rules.
+/// What a running session needs: the job queue and session log, the connectors, the rules.
 #[derive(Clone)]
 pub struct EngineContext {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn EngineStore>,
     pub connectors: Registry,
     pub settings: Arc<EngineSettings>,
     /// Cancelled when the process shuts down: no new job or VM step starts after it.

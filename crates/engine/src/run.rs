@@ -21,6 +21,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use standby_fleet::ConnectorSettings;
+
 use crate::connector::{
     Action, Connector, ConnectorError, Operation, OperationId, OperationStatus, ReplicaState,
     ScriptWhen,
@@ -94,6 +96,8 @@ struct Run<'a> {
     ctx: &'a EngineContext,
     control: &'a Control,
     connector: Arc<dyn Connector>,
+    /// The backup server's settings for its connector, handed over with every operation.
+    connector_settings: Arc<ConnectorSettings>,
     work: SessionWork,
 }
 
@@ -125,6 +129,7 @@ pub(crate) async fn run_session(
         ctx,
         control,
         connector,
+        connector_settings: Arc::new(work.connector_settings.clone()),
         work,
     };
     match run.work.kind {
@@ -422,6 +427,7 @@ impl Run<'_> {
             action: Action::Script {
                 command: command.to_owned(),
             },
+            settings: self.connector_settings.clone(),
         };
         // A script leaves no step row, so an earlier attempt may have submitted it: ask first.
         let end = drive(
@@ -458,6 +464,7 @@ impl Run<'_> {
             ctx: self.ctx.clone(),
             control: self.control.clone(),
             connector: self.connector.clone(),
+            connector_settings: self.connector_settings.clone(),
             session: self.session(),
             plan: self.work.plan_uid,
             server: self.work.backup_server_uid,
@@ -720,6 +727,7 @@ struct StepTask {
     ctx: EngineContext,
     control: Control,
     connector: Arc<dyn Connector>,
+    connector_settings: Arc<ConnectorSettings>,
     session: Uuid,
     plan: Uuid,
     server: Uuid,
@@ -870,6 +878,7 @@ impl StepTask {
             ctx,
             control,
             connector,
+            connector_settings,
             session,
             plan,
             server,
@@ -893,6 +902,7 @@ impl StepTask {
             id: OperationId::vm_step(session, vm.object_uid),
             server,
             action,
+            settings: connector_settings,
         };
         let outcome = drive(
             &ctx,

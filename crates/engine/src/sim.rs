@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use standby_fleet::{SimFault, SimServerSettings};
 use standby_model::Timestamp;
 use standby_store::{ReplicaChange, SimLedger, SimOperationRecord, SimOutcome, StoreError};
 use tokio::sync::Notify;
@@ -144,18 +145,17 @@ impl SimConnector {
         }
     }
 
-    async fn has_fault(&self, target: Uuid, fault: &str) -> Result<bool, ConnectorError> {
+    async fn has_fault(&self, target: Uuid, fault: SimFault) -> Result<bool, ConnectorError> {
         Ok(self
             .ledger
             .faults(target)
             .await
             .map_err(unavailable)?
-            .iter()
-            .any(|f| f == fault))
+            .contains(&fault))
     }
 
     async fn require_online(&self, server: Uuid) -> Result<(), ConnectorError> {
-        if self.has_fault(server, "offline").await? {
+        if self.has_fault(server, SimFault::Offline).await? {
             return Err(ConnectorError::Unavailable {
                 reason: "The backup server is offline.".into(),
                 retry_after: OFFLINE_RETRY_AFTER,
@@ -166,17 +166,24 @@ impl SimConnector {
 
     async fn plan(&self, operation: &Operation) -> Result<Plan, ConnectorError> {
         let id = operation.id.as_str();
+        // The server's own settings, over the process-wide ones (checked at import already).
+        let server = SimServerSettings::of(&operation.settings).map_err(|error| {
+            ConnectorError::Rejected(format!("the server's sim settings: {error}"))
+        })?;
+        let boot_ms = server.boot_ms.unwrap_or(self.settings.boot_ms);
+        let undo_ms = server.undo_ms.unwrap_or(self.settings.undo_ms);
+        let script_ms = server.script_ms.unwrap_or(self.settings.script_ms);
         Ok(match &operation.action {
             Action::FailOver {
                 vm,
                 restore_point,
                 test,
             } => {
-                let mut boot = spread(id, self.settings.boot_ms);
-                if self.has_fault(*vm, "slow").await? {
+                let mut boot = spread(id, boot_ms);
+                if self.has_fault(*vm, SimFault::Slow).await? {
                     boot *= 10;
                 }
-                if self.has_fault(*vm, "boot-fails").await? {
+                if self.has_fault(*vm, SimFault::BootFails).await? {
                     Plan {
                         ok: false,
                         message: format!(
@@ -206,15 +213,17 @@ impl SimConnector {
             Action::Undo { vm } => Plan {
                 ok: true,
                 message: "Replica powered off; changes discarded.".into(),
-                duration_ms: self.settings.undo_ms,
+                duration_ms: undo_ms,
                 change: Some(ReplicaChange::Reverted { vm: *vm }),
             },
             Action::Script { command } => {
-                let fails = self.has_fault(operation.server, "script-fails").await?;
+                let fails = self
+                    .has_fault(operation.server, SimFault::ScriptFails)
+                    .await?;
                 Plan {
                     ok: !fails,
                     message: format!("'{command}' exited with code {}.", i32::from(fails)),
-                    duration_ms: self.settings.script_ms,
+                    duration_ms: script_ms,
                     change: None,
                 }
             }
@@ -296,7 +305,7 @@ impl SimConnector {
 #[async_trait]
 impl Connector for SimConnector {
     async fn probe(&self, server: Uuid) -> Result<Health, ConnectorError> {
-        let offline = self.has_fault(server, "offline").await?;
+        let offline = self.has_fault(server, SimFault::Offline).await?;
         Ok(Health {
             online: !offline,
             detail: if offline {

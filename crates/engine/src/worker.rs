@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use standby_model::Timestamp;
-use standby_store::{Fence, Job, LeaseRenewal, Store};
+use standby_store::{EngineStore, Fence, Job, LeaseRenewal};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,7 @@ impl Engine {
     /// Starts the workers. With a single-node store, `recover_all` puts every job a previous
     /// process held back in the queue at once instead of waiting for the leases to run out.
     pub async fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn EngineStore>,
         settings: EngineSettings,
         connectors: Registry,
         recover_all: bool,

@@ -63,7 +63,8 @@ pub fn demo_file() -> FleetFile {
             name: (*name).into(),
             organization: PROVIDER.into(),
             uid: None,
-            connector: "sim".into(),
+            connector: SIM_CONNECTOR.into(),
+            connector_settings: None,
             sim_faults: Vec::new(),
         })
         .collect();
@@ -79,7 +80,8 @@ pub fn demo_file() -> FleetFile {
                 name: server.into(),
                 organization: company.into(),
                 uid: None,
-                connector: "sim".into(),
+                connector: SIM_CONNECTOR.into(),
+                connector_settings: None,
                 sim_faults: Vec::new(),
             });
         }

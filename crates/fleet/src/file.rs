@@ -54,17 +54,17 @@ pub struct ServerEntry {
     pub uid: Option<Uuid>,
     #[serde(default = "default_connector")]
     pub connector: String,
+    /// The connector's settings for this server, a table (for `sim`: `boot_ms = [MIN, MAX]`,
+    /// `undo_ms`, `script_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_settings: Option<toml::Table>,
     /// Faults the `sim` connector injects for this server: `offline`, `script-fails`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sim_faults: Vec<String>,
 }
 
-/// Faults the `sim` connector knows, by target.
-pub const SERVER_FAULTS: [&str; 2] = ["offline", "script-fails"];
-pub const VM_FAULTS: [&str; 2] = ["boot-fails", "slow"];
-
 fn default_connector() -> String {
-    "sim".into()
+    SIM_CONNECTOR.into()
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -192,21 +192,41 @@ impl FleetFile {
                     entry.name, entry.organization
                 ));
             };
-            if let Some(fault) = entry
-                .sim_faults
-                .iter()
-                .find(|f| !SERVER_FAULTS.contains(&f.as_str()))
-            {
+            let mut sim_faults = Vec::new();
+            for fault in &entry.sim_faults {
+                match SimFault::parse(fault).filter(|f| f.is_server_fault()) {
+                    Some(fault) => sim_faults.push(fault),
+                    None => {
+                        return invalid(format!(
+                            "server '{}': unknown sim fault '{fault}' (use {})",
+                            entry.name,
+                            SimFault::list(&SimFault::SERVER)
+                        ));
+                    }
+                }
+            }
+            if entry.connector != SIM_CONNECTOR {
                 return invalid(format!(
-                    "server '{}': unknown sim fault '{fault}' (use {})",
-                    entry.name,
-                    SERVER_FAULTS.join(", ")
+                    "server '{}': unknown connector '{}' (supported: {SIM_CONNECTOR})",
+                    entry.name, entry.connector
                 ));
             }
-            if entry.connector != "sim" {
+            let connector_settings = match &entry.connector_settings {
+                None => ConnectorSettings::default(),
+                Some(table) => match serde_json::to_value(table) {
+                    Ok(serde_json::Value::Object(map)) => ConnectorSettings(map),
+                    _ => {
+                        return invalid(format!(
+                            "server '{}': connector_settings must be a table",
+                            entry.name
+                        ));
+                    }
+                },
+            };
+            if let Err(error) = SimServerSettings::of(&connector_settings) {
                 return invalid(format!(
-                    "server '{}': unknown connector '{}' (supported: sim)",
-                    entry.name, entry.connector
+                    "server '{}': connector_settings: {error}",
+                    entry.name
                 ));
             }
             let uid = entry
@@ -220,7 +240,8 @@ impl FleetFile {
                 name: entry.name.clone(),
                 organization_uid,
                 connector: entry.connector.clone(),
-                sim_faults: entry.sim_faults.clone(),
+                connector_settings,
+                sim_faults,
             });
         }
 
@@ -313,6 +334,19 @@ impl FleetFile {
                 if !uids.insert(object_uid) {
                     return invalid(format!("VM '{}': UID {object_uid} is used twice", vm.name));
                 }
+                let sim_faults = match vm.sim_fault.as_deref() {
+                    None => Vec::new(),
+                    Some(fault) => match SimFault::parse(fault).filter(|f| !f.is_server_fault()) {
+                        Some(fault) => vec![fault],
+                        None => {
+                            return invalid(format!(
+                                "VM '{}': unknown sim fault '{fault}' (use {})",
+                                vm.name,
+                                SimFault::list(&SimFault::VM)
+                            ));
+                        }
+                    },
+                };
                 fleet.objects.push(ObjectRecord {
                     uid: object_uid,
                     plan_uid: uid,
@@ -323,19 +357,8 @@ impl FleetFile {
                     path: vm.path.clone().unwrap_or_else(|| vm.name.clone()),
                     boot_order: order as u32,
                     boot_delay_seconds: vm.boot_delay_seconds,
-                    sim_faults: vm.sim_fault.iter().cloned().collect(),
+                    sim_faults,
                 });
-                if let Some(fault) = vm
-                    .sim_fault
-                    .as_ref()
-                    .filter(|f| !VM_FAULTS.contains(&f.as_str()))
-                {
-                    return invalid(format!(
-                        "VM '{}': unknown sim fault '{fault}' (use {})",
-                        vm.name,
-                        VM_FAULTS.join(", ")
-                    ));
-                }
                 let context = format!("VM '{}' of plan '{}'", vm.name, entry.name);
                 let times = match (
                     &vm.restore_points,
@@ -485,6 +508,27 @@ mod tests {
             (
                 SAMPLE.replace("kind = \"provider\"", "kind = \"company\""),
                 "exactly one",
+            ),
+            (
+                SAMPLE.replace(
+                    "organization = \"MSP\"",
+                    "organization = \"MSP\"\nconnector_settings = { boot_ms = [9, 1] }",
+                ),
+                "boot_ms [9, 1] is not [MIN, MAX]",
+            ),
+            (
+                SAMPLE.replace(
+                    "organization = \"MSP\"",
+                    "organization = \"MSP\"\nconnector_settings = { boot_seconds = 1 }",
+                ),
+                "connector_settings: unknown field `boot_seconds`",
+            ),
+            (
+                SAMPLE.replace(
+                    "organization = \"MSP\"",
+                    "organization = \"MSP\"\nconnector = \"vmware\"",
+                ),
+                "unknown connector 'vmware'",
             ),
         ] {
             let error = FleetFile::parse(&broken)

@@ -128,7 +128,8 @@ pub fn servers(shape: &FleetShape, range: Range<u32>, now: Timestamp) -> Fleet {
             uid: server_uid,
             name: format!("vbr-{server:05}"),
             organization_uid: owner,
-            connector: "sim".into(),
+            connector: SIM_CONNECTOR.into(),
+            connector_settings: ConnectorSettings::default(),
             sim_faults: Vec::new(),
         });
         for plan in 0..shape.plans_per_server {

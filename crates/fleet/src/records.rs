@@ -51,6 +51,117 @@ pub struct TenantRecord {
     pub organization_uid: Uuid,
 }
 
+/// The connector `sim`, the in-process simulator every demo and test fleet uses.
+pub const SIM_CONNECTOR: &str = "sim";
+
+/// A backup server's settings for its connector: a JSON object whose keys the connector defines
+/// (and checks when a fleet is loaded). Kept as JSON text in `backup_servers.connector_settings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectorSettings(pub serde_json::Map<String, serde_json::Value>);
+
+impl ConnectorSettings {
+    pub fn to_json(&self) -> String {
+        serde_json::Value::Object(self.0.clone()).to_string()
+    }
+
+    /// `None` unless `text` is a JSON object.
+    pub fn from_json(text: &str) -> Option<ConnectorSettings> {
+        match serde_json::from_str(text).ok()? {
+            serde_json::Value::Object(map) => Some(ConnectorSettings(map)),
+            _ => None,
+        }
+    }
+
+    /// Reads the settings as a connector's own type.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_value(serde_json::Value::Object(self.0.clone()))
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// What a server's `connector_settings` may say to the `sim` connector; each one unset keeps the
+/// process-wide value (`--sim-boot-ms` and the defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimServerSettings {
+    /// A VM's boot on this server takes between these many milliseconds.
+    pub boot_ms: Option<(u64, u64)>,
+    pub undo_ms: Option<u64>,
+    pub script_ms: Option<u64>,
+}
+
+impl SimServerSettings {
+    /// Parses and checks a server's settings for the sim.
+    pub fn of(settings: &ConnectorSettings) -> Result<SimServerSettings, String> {
+        let parsed: SimServerSettings = settings.parse()?;
+        if let Some((low, high)) = parsed.boot_ms
+            && low > high
+        {
+            return Err(format!("boot_ms [{low}, {high}] is not [MIN, MAX]"));
+        }
+        Ok(parsed)
+    }
+}
+
+/// A fault the `sim` connector injects into a backup server or a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SimFault {
+    /// The server's host does not answer: every call is `Unavailable`.
+    Offline,
+    /// The server's pre- and post-failover scripts exit with code 1.
+    ScriptFails,
+    /// The VM's replica does not boot.
+    BootFails,
+    /// The VM boots ten times slower than usual.
+    Slow,
+}
+
+impl SimFault {
+    pub const ALL: [SimFault; 4] = [
+        SimFault::Offline,
+        SimFault::ScriptFails,
+        SimFault::BootFails,
+        SimFault::Slow,
+    ];
+    /// The faults a backup server can have; the others are a VM's.
+    pub const SERVER: [SimFault; 2] = [SimFault::Offline, SimFault::ScriptFails];
+    pub const VM: [SimFault; 2] = [SimFault::BootFails, SimFault::Slow];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimFault::Offline => "offline",
+            SimFault::ScriptFails => "script-fails",
+            SimFault::BootFails => "boot-fails",
+            SimFault::Slow => "slow",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SimFault> {
+        SimFault::ALL
+            .into_iter()
+            .find(|fault| fault.as_str() == text)
+    }
+
+    pub fn is_server_fault(self) -> bool {
+        SimFault::SERVER.contains(&self)
+    }
+
+    /// `a, b` for messages.
+    pub fn list(faults: &[SimFault]) -> String {
+        faults
+            .iter()
+            .map(|fault| fault.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl std::fmt::Display for SimFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerRecord {
     pub uid: Uuid,
@@ -58,8 +169,10 @@ pub struct ServerRecord {
     pub organization_uid: Uuid,
     /// The connector that drives this server's hypervisor (`sim` for now).
     pub connector: String,
-    /// Faults the `sim` connector injects (see `file::SERVER_FAULTS`).
-    pub sim_faults: Vec<String>,
+    /// The connector's settings for this server (for `sim`: [`SimServerSettings`]).
+    pub connector_settings: ConnectorSettings,
+    /// Faults the `sim` connector injects (of [`SimFault::SERVER`]).
+    pub sim_faults: Vec<SimFault>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,8 +201,8 @@ pub struct ObjectRecord {
     pub boot_order: u32,
     /// Seconds to wait after this VM starts before the next one boots.
     pub boot_delay_seconds: u32,
-    /// Faults the `sim` connector injects (see `file::VM_FAULTS`).
-    pub sim_faults: Vec<String>,
+    /// Faults the `sim` connector injects (of [`SimFault::VM`]).
+    pub sim_faults: Vec<SimFault>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,7 @@ pub mod version;
 pub use enums::{
     BackupStatus, MessageSeverity, PlanStatus, PlanType, SessionKind, SessionStatus, WireEnum,
 };
-pub use lifecycle::{ActionStatus, JobState};
+pub use lifecycle::{ActionStatus, JobState, SessionPhase};
 pub use plan::{FailoverPlan, LastSession, PlanObject, RestoreSession, SessionMessage};
 pub use role::Role;
 pub use state::{PlanRequest, RunOutcome, TransitionRefused};

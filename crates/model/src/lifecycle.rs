@@ -1,5 +1,6 @@
 //! Lifecycle states that are not VSPC wire enums of a plan but are stored and served: an async
-//! action's status (spelled as VSPC's `/asyncActions` spells it) and a job's state in the queue.
+//! action's status (spelled as VSPC's `/asyncActions` spells it), a job's state in the queue and
+//! a session's phase.
 //! Each is parsed at the store boundary; the SQL that filters on them is built from these lists.
 
 /// Declares a stored lifecycle enum with its exact spellings.
@@ -37,6 +38,11 @@ lifecycle_enum!(
     JobState { Ready => "ready", Running => "running", Done => "done" }
 );
 
+lifecycle_enum!(
+    /// Where a session is in the engine's hands (its VSPC status says how it is going).
+    SessionPhase { Queued => "queued", Running => "running", Finished => "finished" }
+);
+
 impl ActionStatus {
     /// Finished actions can be forgotten (`DELETE /asyncActions/{id}/result`); running ones not.
     pub fn is_finished(self) -> bool {
@@ -55,6 +61,9 @@ mod tests {
         }
         for state in JobState::ALL {
             assert_eq!(JobState::parse(state.as_str()), Some(*state));
+        }
+        for phase in SessionPhase::ALL {
+            assert_eq!(SessionPhase::parse(phase.as_str()), Some(*phase));
         }
         assert_eq!(ActionStatus::parse("Succeed"), None);
         assert_eq!(ActionStatus::Succeeded.to_string(), "succeed");

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use standby_api::users::{add_user, change_password, parse_role};
 use standby_model::Timestamp;
 use standby_model::WireEnum;
-use standby_store::{AuditEntry, Location, Store};
+use standby_store::{AuditAction, AuditEntry, AuditOutcome, Location, Store};
 use uuid::Uuid;
 
 #[derive(Subcommand)]
@@ -96,7 +96,7 @@ pub async fn with_store<T>(
 /// Records a change made on the command line (actor `cli`, address `local`).
 async fn audit(
     store: &dyn Store,
-    action: &str,
+    action: AuditAction,
     target: &str,
     detail: String,
 ) -> anyhow::Result<()> {
@@ -106,9 +106,9 @@ async fn audit(
         actor_uid: None,
         actor_name: "cli".to_owned(),
         address: "local".to_owned(),
-        action: action.to_owned(),
+        action,
         target: Some(target.to_owned()),
-        outcome: "success".to_owned(),
+        outcome: AuditOutcome::Success,
         detail,
     };
     store
@@ -155,7 +155,7 @@ pub async fn users(command: UsersCommand, location: &Location) -> anyhow::Result
                 let (user, generated) = add_user(store, &name, &org, role, password).await?;
                 audit(
                     store,
-                    "user.add",
+                    AuditAction::UserAdd,
                     &name,
                     format!("role {}, organization {org}", user.role),
                 )
@@ -197,7 +197,7 @@ pub async fn users(command: UsersCommand, location: &Location) -> anyhow::Result
                 let generated = change_password(store, &name, password).await?;
                 audit(
                     store,
-                    "user.passwd",
+                    AuditAction::UserPassword,
                     &name,
                     "password changed; tokens revoked".into(),
                 )
@@ -213,14 +213,14 @@ pub async fn users(command: UsersCommand, location: &Location) -> anyhow::Result
                 if !store.set_disabled(&name, true).await? {
                     bail!("no user named '{name}'");
                 }
-                audit(store, "user.disable", &name, "tokens revoked".into()).await?;
+                audit(store, AuditAction::UserDisable, &name, "tokens revoked".into()).await?;
                 println!("Disabled {name}; their tokens no longer work.");
             }
             UsersCommand::Enable { name } => {
                 if !store.set_disabled(&name, false).await? {
                     bail!("no user named '{name}'");
                 }
-                audit(store, "user.enable", &name, String::new()).await?;
+                audit(store, AuditAction::UserEnable, &name, String::new()).await?;
                 println!("Enabled {name}.");
             }
             UsersCommand::Remove { name } => {
@@ -229,7 +229,7 @@ pub async fn users(command: UsersCommand, location: &Location) -> anyhow::Result
                 }
                 audit(
                     store,
-                    "user.remove",
+                    AuditAction::UserRemove,
                     &name,
                     "user, tokens and API keys deleted".into(),
                 )
@@ -258,7 +258,7 @@ pub async fn apikeys(command: ApiKeysCommand, location: &Location) -> anyhow::Re
                 store.insert_api_key(&record).await?;
                 audit(
                     store,
-                    "apikey.add",
+                    AuditAction::ApiKeyAdd,
                     &name,
                     if read_only {
                         "read-only".into()

@@ -93,7 +93,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let single_node = store.single_node();
     // The connectors a backup server can name (`backup_servers.connector`).
     let connectors = standby_engine::Registry::new().with(
-        "sim",
+        standby_fleet::SIM_CONNECTOR,
         Arc::new(standby_engine::sim::SimConnector::new(
             store.sim_ledger(),
             settings.sim.clone(),

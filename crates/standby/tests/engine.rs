@@ -24,6 +24,12 @@ name = "vbr-down"
 organization = "MSP"
 sim_faults = ["offline"]
 
+# This server's own sim settings: every boot on it takes 1.5 s, whatever --sim-boot-ms says.
+[[servers]]
+name = "vbr-patient"
+organization = "MSP"
+connector_settings = { boot_ms = [1500, 1500] }
+
 [[plans]]
 name = "Three"
 server = "vbr-1"
@@ -69,6 +75,14 @@ pre_failover_command = 'C:\pre.ps1'
 post_failover_command = 'C:\post.ps1'
   [[plans.vms]]
   name = "s1"
+  restore_points = ["2026-11-01T00:00:00Z"]
+
+[[plans]]
+name = "Patient"
+server = "vbr-patient"
+type = "Local"
+  [[plans.vms]]
+  name = "p1"
   restore_points = ["2026-11-01T00:00:00Z"]
 
 [[plans]]
@@ -310,11 +324,13 @@ async fn a_retry_skips_vms_already_failed_over() {
     let done = app.wait_for(&plan, &["Completed", "Failed"]).await;
     assert_eq!(done["status"], "Completed", "{done}");
     let lines = done["lastSession"]["detailedMessages"].as_array().unwrap();
-    let skipped: Vec<&str> = lines
+    // VMs boot in parallel, so their lines come in the order their steps ended.
+    let mut skipped: Vec<&str> = lines
         .iter()
         .filter(|l| l["description"] == "Already failed over; skipped.")
         .map(|l| l["title"].as_str().unwrap())
         .collect();
+    skipped.sort_unstable();
     assert_eq!(skipped, ["ok1", "ok2"]);
 
     let executions = app.sim_executions().await;
@@ -694,4 +710,34 @@ async fn undo_steps_start_with_their_batch() {
             "a revert takes the sim about a second, not the batch pause too: {vm}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_servers_connector_settings_reach_its_connector() {
+    // The process boots sim VMs in 20-60 ms; the server's own settings say 1.5 s.
+    let app = TestApp::with_fleet(FLEET, &[]).await;
+    let patient = uid(&app.plan_named("Patient").await);
+    act(&app, &patient, "start", &[]).await;
+    let done = app.wait_for(&patient, &["Completed", "Failed"]).await;
+    assert_eq!(done["status"], "Completed", "{done}");
+    let (status, history) = app
+        .get_json(
+            &format!("/api/v3/extensions/failoverplans/{patient}/sessions"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let vm = &history["data"][0]["vms"][0];
+    let seconds = |field: &str| {
+        time::OffsetDateTime::parse(
+            vm[field].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let took = seconds("endTime") - seconds("startTime");
+    assert!(
+        took >= time::Duration::milliseconds(1500),
+        "the boot took {took}, not the server's 1.5 s: {vm}"
+    );
 }

@@ -226,15 +226,15 @@ async fn unknown_routes_are_throttled_and_audit_rows_stay_bounded() {
     let unknown: Vec<_> = audit
         .items
         .iter()
-        .filter(|entry| entry.action.contains("/nope/"))
+        .filter(|entry| entry.action.as_str().contains("/nope/"))
         .collect();
     assert!(unknown.len() <= 19, "throttled requests write no audit row");
     for entry in &audit.items {
         for field in [
-            &entry.action,
+            entry.action.as_str(),
             &entry.actor_name,
             &entry.detail,
-            entry.target.as_ref().unwrap_or(&String::new()),
+            entry.target.as_deref().unwrap_or_default(),
         ] {
             assert!(
                 field.chars().count() <= AUDIT_FIELD_LIMIT,

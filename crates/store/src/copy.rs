@@ -74,6 +74,7 @@ pub static TABLES: &[TableSpec] = &[
             ("name", Text),
             ("organization_uid", Text),
             ("connector", Text),
+            ("connector_settings", Text),
         ],
     },
     TableSpec {

@@ -1,9 +1,12 @@
-//! Standby's persistence: the [`Store`] trait the API and engine program against, and its
-//! SQLite implementation (the embedded default). Handlers never know which backend they run on.
+//! Standby's persistence: the store's capabilities as traits (plans, auth, audit, idempotency,
+//! the job queue, the session log, async actions; [`Store`] is all of them), implemented on
+//! SQLite (the embedded default) and PostgreSQL. Handlers never know which backend they run on;
+//! the engine sees only the [`EngineStore`] part.
 
 // The SQL modules in `src/sql/` are compiled once per backend on purpose (see `sqlite/mod.rs`).
 #![allow(clippy::duplicate_mod)]
 
+mod audit;
 pub mod catalog;
 pub mod copy;
 pub mod freshness;
@@ -22,6 +25,7 @@ use standby_model::{FailoverPlan, PlanObject, Role, Timestamp, TransitionRefused
 use standby_query::{Filter, Paging, SortOrder};
 use uuid::Uuid;
 
+pub use audit::{AuditAction, AuditOutcome};
 pub use location::{Location, open};
 pub use postgres::{PgStore, create_scratch_database};
 pub use sessions::*;
@@ -228,30 +232,27 @@ pub struct IdempotencyKey {
     pub fingerprint: String,
 }
 
+/// Plans, their VMs (objects) and restore points, and the fleet they are imported from.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// The store answers and its schema is current.
-    async fn check_ready(&self) -> Result<(), StoreError>;
+pub trait PlanStore: Send + Sync {
     /// No plans at all (a fresh installation).
     async fn is_empty(&self) -> Result<bool, StoreError>;
+
     /// Upserts a fleet in one transaction; see the README for what re-import changes.
     async fn import_fleet(&self, fleet: &Fleet) -> Result<ImportSummary, StoreError>;
+
     /// Imports a fleet only if the store has no plans yet, atomically even across nodes
     /// (how `--demo` seeds a fresh installation); `None` if it already had plans.
     async fn seed_fleet(&self, fleet: &Fleet) -> Result<Option<ImportSummary>, StoreError>;
-    /// No other process can share this store (SQLite): jobs still leased when it opens were
-    /// held by a process that died, and can be resumed at once instead of after their lease.
-    fn single_node(&self) -> bool;
-    /// The data generation (see [`freshness`]): unchanged means nothing a read shows changed.
-    fn data_generation(&self) -> u64;
-    /// Closes every connection, so that SQLite folds its write-ahead log back into the
-    /// database file and removes it. The store answers nothing afterwards.
-    async fn close(&self);
 
     async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError>;
+
     async fn get_plan(&self, scope: Scope, uid: Uuid) -> Result<Option<FailoverPlan>, StoreError>;
+
     async fn list_objects(&self, query: &ListQuery) -> Result<Page<PlanObject>, StoreError>;
+
     async fn server_visible(&self, scope: Scope, uid: Uuid) -> Result<bool, StoreError>;
+
     /// Applies a PATCH unless a session runs (`StoreError::Refused`); `None` if not visible.
     /// `idempotent_answer`: the `X-Request-id` the PATCH came under and its answer, kept in the
     /// change's transaction, so a retry after a crash between the two replays instead of
@@ -264,30 +265,60 @@ pub trait Store: Send + Sync + 'static {
         idempotent_answer: Option<&(Uuid, StoredResponse)>,
     ) -> Result<Option<FailoverPlan>, StoreError>;
 
+    /// The plan an object (VM) belongs to.
+    async fn object_plan(&self, object: Uuid) -> Result<Option<Uuid>, StoreError>;
+
+    /// A VM's restore points, newest first.
+    async fn restore_points(
+        &self,
+        object: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<RestorePointView>, StoreError>;
+
+    /// A plan's sessions, newest first, with each VM's result.
+    async fn session_history(
+        &self,
+        plan: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<SessionHistory>, StoreError>;
+}
+
+/// Organizations, users and their credentials: passwords, access and refresh tokens, API keys, and
+/// the login attempts counted against brute force.
+#[async_trait]
+pub trait AuthStore: Send + Sync {
     async fn count_users(&self) -> Result<u64, StoreError>;
+
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+
     async fn find_user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+
     /// The provider organization's UID, if a fleet declared one.
     async fn provider_organization(&self) -> Result<Option<Uuid>, StoreError>;
+
     /// Creates the provider organization if there is none (fresh installation, no fleet yet).
     async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError>;
 
     async fn list_organizations(
         &self,
     ) -> Result<Vec<standby_fleet::OrganizationRecord>, StoreError>;
+
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+
     /// Sets a password hash and revokes the user's tokens; `false` if there is no such user.
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
+
     /// Disabling revokes every token of the user at once.
     async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError>;
+
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
 
-    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
-    /// Audit records, newest first.
-    async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError>;
-
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
     /// The live access token or API key with this hash, its enabled user and whether that user's
     /// organization is the provider's: everything a request's authentication needs, in one query.
     async fn find_credential(
@@ -295,6 +326,7 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
         now: Timestamp,
     ) -> Result<Option<Credential>, StoreError>;
+
     /// Revokes a live refresh token and returns it, atomically: a refresh token works once. Using
     /// a spent one again revokes every token of its login chain (reuse means it was stolen).
     async fn consume_refresh_token(
@@ -313,6 +345,7 @@ pub trait Store: Send + Sync + 'static {
         window_seconds: i64,
         now: Timestamp,
     ) -> Result<LoginAttempt, StoreError>;
+
     /// Gives back an attempt counted in the window ending `window_ends` (the login succeeded;
     /// only failures count). Nothing happens once that window is over.
     async fn refund_login_attempt(
@@ -320,34 +353,40 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         window_ends: Timestamp,
     ) -> Result<(), StoreError>;
+}
 
+/// The audit trail.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Audit records, newest first.
+    async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError>;
+}
+
+/// The responses kept for `X-Request-id` retries.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
     async fn reserve_request(
         &self,
         key: &IdempotencyKey,
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<Reservation, StoreError>;
+
     async fn complete_request(
         &self,
         request_id: Uuid,
         response: &StoredResponse,
     ) -> Result<(), StoreError>;
+
     /// Forgets a reservation whose request failed on our side, so a retry can run.
     async fn release_request(&self, request_id: Uuid) -> Result<(), StoreError>;
-    /// Deletes expired idempotency records, tokens and async actions; returns how many rows went.
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
 
-    // --- Sessions and the job queue -------------------------------------------------------
-
-    /// Accepts a start or undo: the plan moves to its running status (or the state machine's
-    /// refusal comes back as `StoreError::Refused`), and the session, its async action and its
-    /// job are written in one transaction. `false`: the plan is not visible in `scope`.
-    async fn begin_session(
-        &self,
-        scope: Scope,
-        session: &NewSession,
-        now: Timestamp,
-    ) -> Result<bool, StoreError>;
+/// The queue of session jobs workers claim, with leases fenced by an epoch per claim.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
     /// Claims the oldest ready job, leasing it to `worker` until `lease_until`. The claim raises
     /// the job's epoch: the returned [`Job::fence`] is what this worker's writes must name.
     async fn claim_job(
@@ -356,19 +395,23 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>, StoreError>;
+
     /// Extends a held lease and reports whether the user asked the session to stop.
     async fn extend_lease(
         &self,
         fence: Fence,
         lease_until: Timestamp,
     ) -> Result<LeaseRenewal, StoreError>;
+
     /// Whether `fence` still holds its job, read now (the engine asks right before it sends an
     /// operation to a host, so a worker that lost its job sends nothing).
     async fn holds_job(&self, fence: Fence) -> Result<bool, StoreError>;
+
     /// Hands a held job back to the queue at once (a graceful shutdown), so the next start or
     /// another node resumes it without waiting for the lease; the attempt is not counted.
     /// `false` if the job was no longer held.
     async fn release_job(&self, fence: Fence, now: Timestamp) -> Result<bool, StoreError>;
+
     /// Puts a held job back in the queue after an error, to be claimed again no earlier than
     /// `run_at`, keeping `error` as its `last_error`. `false` if the job was no longer held.
     async fn retry_job(
@@ -378,6 +421,7 @@ pub trait Store: Send + Sync + 'static {
         run_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+
     /// Puts running jobs back in the queue: those whose lease ended before `expired_before`, or
     /// all of them (`None`, at start-up of a single-node store, where no other worker exists).
     async fn requeue_jobs(
@@ -385,15 +429,35 @@ pub trait Store: Send + Sync + 'static {
         expired_before: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
-    async fn session_work(&self, session: Uuid) -> Result<Option<SessionWork>, StoreError>;
+
     /// How many jobs are queued and running (for `/metrics`).
     async fn job_counts(&self) -> Result<JobCounts, StoreError>;
+}
+
+/// Failover and undo sessions: how one begins (with its plan's move and its job), what a worker
+/// needs to run it, each VM step and log line, and its end. Every write a worker makes names its
+/// claim's [`Fence`].
+#[async_trait]
+pub trait SessionLog: Send + Sync {
+    /// Accepts a start or undo: the plan moves to its running status (or the state machine's
+    /// refusal comes back as `StoreError::Refused`), and the session, its async action and its
+    /// job are written in one transaction. `false`: the plan is not visible in `scope`.
+    async fn begin_session(
+        &self,
+        scope: Scope,
+        session: &NewSession,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    async fn session_work(&self, session: Uuid) -> Result<Option<SessionWork>, StoreError>;
+
     /// The newest restore point of a VM, at or before an instant if one is given.
     async fn newest_restore_point(
         &self,
         object: Uuid,
         at_or_before: Option<Timestamp>,
     ) -> Result<Option<(Uuid, Timestamp)>, StoreError>;
+
     /// Records that a VM's step started (before the connector is called); idempotent. This and
     /// the other session writes below are fenced: refused with `StoreError::Fenced` unless
     /// `fence` still holds the session's job.
@@ -404,6 +468,7 @@ pub trait Store: Send + Sync + 'static {
         object: Uuid,
         step: &VmStep,
     ) -> Result<(), StoreError>;
+
     /// Ends a VM's step with its log line, atomically; a second call for the same step does nothing.
     async fn record_vm_end(
         &self,
@@ -414,12 +479,14 @@ pub trait Store: Send + Sync + 'static {
         end: Timestamp,
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError>;
+
     async fn append_session_message(
         &self,
         fence: Fence,
         session: Uuid,
         message: &standby_model::SessionMessage,
     ) -> Result<(), StoreError>;
+
     /// Ends a session: its status, the plan's status, its async action, its job; one transaction.
     async fn finish_session(
         &self,
@@ -428,45 +495,58 @@ pub trait Store: Send + Sync + 'static {
         end: &SessionEnd,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+
     /// Asks a running session to stop; `false` if it has already finished.
     async fn request_cancel(&self, session: Uuid) -> Result<bool, StoreError>;
+
     async fn cancel_requested(&self, session: Uuid) -> Result<bool, StoreError>;
+}
 
-    // --- Extensions ------------------------------------------------------------------------
-
-    /// The plan an object (VM) belongs to.
-    async fn object_plan(&self, object: Uuid) -> Result<Option<Uuid>, StoreError>;
-    /// A VM's restore points, newest first.
-    async fn restore_points(
-        &self,
-        object: Uuid,
-        limit: u32,
-        offset: u32,
-    ) -> Result<Page<RestorePointView>, StoreError>;
-    /// A plan's sessions, newest first, with each VM's result.
-    async fn session_history(
-        &self,
-        plan: Uuid,
-        limit: u32,
-        offset: u32,
-    ) -> Result<Page<SessionHistory>, StoreError>;
-
-    // --- Async actions ---------------------------------------------------------------------
-
+/// The async actions `/asyncActions` shows.
+#[async_trait]
+pub trait AsyncActions: Send + Sync {
     async fn list_actions(
         &self,
         initiator: Option<Uuid>,
         now: Timestamp,
     ) -> Result<Vec<AsyncActionRecord>, StoreError>;
+
     async fn get_action(
         &self,
         uid: Uuid,
         now: Timestamp,
     ) -> Result<Option<AsyncActionRecord>, StoreError>;
+
     /// Drops a finished action's result; `false` if it is still running or unknown.
     async fn forget_action(&self, uid: Uuid, now: Timestamp) -> Result<bool, StoreError>;
+}
 
-    // --- Connectors' own state -------------------------------------------------------------
+/// Sessions as the engine sees them: the job queue and the session log, and nothing else.
+pub trait EngineStore: JobQueue + SessionLog {}
+
+impl<T: JobQueue + SessionLog + ?Sized> EngineStore for T {}
+
+/// The whole store, as the binary opens it: every capability above, and the store's own life.
+#[async_trait]
+pub trait Store:
+    PlanStore + AuthStore + AuditLog + IdempotencyStore + AsyncActions + EngineStore + 'static
+{
+    /// The store answers and its schema is current.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+
+    /// No other process can share this store (SQLite): jobs still leased when it opens were
+    /// held by a process that died, and can be resumed at once instead of after their lease.
+    fn single_node(&self) -> bool;
+
+    /// The data generation (see [`freshness`]): unchanged means nothing a read shows changed.
+    fn data_generation(&self) -> u64;
+
+    /// Closes every connection, so that SQLite folds its write-ahead log back into the
+    /// database file and removes it. The store answers nothing afterwards.
+    async fn close(&self);
+
+    /// Deletes expired idempotency records, tokens and async actions; returns how many rows went.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// The `sim` connector's ledger, replicas and faults, kept in this database but apart from
     /// the plan store (see [`SimLedger`]).
@@ -483,10 +563,8 @@ pub struct AuditEntry {
     pub actor_name: String,
     /// The client's address, or `local` for the command line.
     pub address: String,
-    /// What was done: `login`, `plan.patch`, `plan.start`, `plan.undo`, `action.cancel`, ...
-    pub action: String,
+    pub action: AuditAction,
     pub target: Option<String>,
-    /// `success`, `refused` (a 4xx) or `failed` (a server error).
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     pub detail: String,
 }

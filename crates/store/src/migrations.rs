@@ -49,6 +49,11 @@ const SQLITE: &[Embedded] = &[
         "fencing",
         include_str!("../migrations/sqlite/0007_fencing.sql"),
     ),
+    (
+        8,
+        "connector settings",
+        include_str!("../migrations/sqlite/0008_connector_settings.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -71,6 +76,11 @@ const POSTGRES: &[Embedded] = &[
         4,
         "fencing",
         include_str!("../migrations/postgres/0004_fencing.sql"),
+    ),
+    (
+        5,
+        "connector settings",
+        include_str!("../migrations/postgres/0005_connector_settings.sql"),
     ),
 ];
 

@@ -93,6 +93,8 @@ pub struct SessionWork {
     pub cancel_requested: bool,
     pub backup_server_uid: Uuid,
     pub connector: String,
+    /// The server's settings for its connector.
+    pub connector_settings: standby_fleet::ConnectorSettings,
     pub pre_failover_command: String,
     pub post_failover_command: String,
     /// In boot order.

@@ -5,6 +5,7 @@
 //! read-only `/extensions/sim/operations` route use it, through [`SimLedger`].
 
 use async_trait::async_trait;
+use standby_fleet::SimFault;
 use standby_model::Timestamp;
 use uuid::Uuid;
 
@@ -92,8 +93,8 @@ pub trait SimLedger: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// `failover` or `test` while the VM's replica runs; `None` when it is off.
     async fn replica_state(&self, object: Uuid) -> Result<Option<String>, StoreError>;
-    async fn faults(&self, target: Uuid) -> Result<Vec<String>, StoreError>;
-    async fn set_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError>;
+    async fn faults(&self, target: Uuid) -> Result<Vec<SimFault>, StoreError>;
+    async fn set_fault(&self, target: Uuid, fault: SimFault, on: bool) -> Result<(), StoreError>;
     /// The ledger, oldest submission first.
     async fn operations(
         &self,

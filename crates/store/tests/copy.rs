@@ -55,9 +55,9 @@ async fn populated(location: &Location) {
             actor_uid: None,
             actor_name: "cli".into(),
             address: "local".into(),
-            action: "user.add".into(),
+            action: standby_store::AuditAction::UserAdd,
             target: Some("Zoë operator".into()),
-            outcome: "success".into(),
+            outcome: standby_store::AuditOutcome::Success,
             detail: "ünïcode ✓".into(),
         })
         .await
@@ -153,7 +153,9 @@ async fn populated(location: &Location) {
     )
     .await
     .unwrap();
-    sim.set_fault(fleet_vm, "slow", true).await.unwrap();
+    sim.set_fault(fleet_vm, standby_fleet::SimFault::Slow, true)
+        .await
+        .unwrap();
 }
 
 fn everything(catalog: &'static standby_query::Catalog) -> ListQuery {

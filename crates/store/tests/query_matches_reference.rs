@@ -68,6 +68,7 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
             name: format!("s{i}"),
             organization_uid: if i == 0 { provider.uid } else { company.uid },
             connector: "sim".into(),
+            connector_settings: Default::default(),
             sim_faults: vec![],
         })
         .collect();

@@ -330,9 +330,9 @@ pub(super) async fn record_audit(pool: &Pool, entry: &crate::AuditEntry) -> Resu
     .bind(entry.actor_uid.map(uid_text))
     .bind(&entry.actor_name)
     .bind(&entry.address)
-    .bind(&entry.action)
+    .bind(entry.action.as_str())
     .bind(&entry.target)
-    .bind(&entry.outcome)
+    .bind(entry.outcome.as_str())
     .bind(&entry.detail)
     .execute(pool)
     .await?;
@@ -366,9 +366,16 @@ pub(super) async fn list_audit(
                 actor_uid: parse_optional_uid("audit", "actor_uid", actor.as_deref())?,
                 actor_name: row.try_get(3)?,
                 address: row.try_get(4)?,
-                action: row.try_get(5)?,
+                action: crate::AuditAction::parse(&row.try_get::<String, _>(5)?),
                 target: row.try_get(6)?,
-                outcome: row.try_get(7)?,
+                outcome: {
+                    let outcome: String = row.try_get(7)?;
+                    crate::AuditOutcome::parse(&outcome).ok_or(StoreError::Corrupt {
+                        table: "audit",
+                        column: "outcome",
+                        value: outcome,
+                    })?
+                },
                 detail: row.try_get(8)?,
             })
         })

@@ -14,6 +14,8 @@ use crate::keys::text_keys;
 use crate::rows::{parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::sessions::*;
 use crate::{Scope, StoreError};
+use standby_fleet::ConnectorSettings;
+use standby_model::SessionPhase;
 
 fn request_of(kind: SessionKind) -> PlanRequest {
     match kind {
@@ -92,7 +94,7 @@ async fn write_session(
     }
     sqlx::query(
         "INSERT INTO sessions (uid, plan_uid, kind, status, started_by, requested_point, start_time, phase, action_uid) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8)",
     )
     .bind(uid_text(new.uid))
     .bind(uid_text(new.plan_uid))
@@ -102,6 +104,7 @@ async fn write_session(
     .bind(new.requested_point.map(|p| p.ticks()))
     .bind(now.ticks())
     .bind(uid_text(new.action.uid))
+    .bind(SessionPhase::Queued.as_str())
     .execute(&mut *tx)
     .await?;
     let parameters =
@@ -175,8 +178,10 @@ pub(super) async fn claim_job(
         epoch: row.try_get(3)?,
         last_error: row.try_get(4)?,
     };
-    sqlx::query("UPDATE sessions SET phase = 'running' WHERE uid = $1 AND phase = 'queued'")
+    sqlx::query("UPDATE sessions SET phase = $2 WHERE uid = $1 AND phase = $3")
         .bind(uid_text(job.session_uid))
+        .bind(SessionPhase::Running.as_str())
+        .bind(SessionPhase::Queued.as_str())
         .execute(&mut *conn)
         .await?;
     Ok(Some(job))
@@ -344,7 +349,7 @@ pub(super) async fn session_work(
 ) -> Result<Option<SessionWork>, StoreError> {
     let Some(row) = sqlx::query(
         "SELECT s.plan_uid, s.kind, s.requested_point, s.start_time, s.cancel_requested, p.backup_server_uid, bs.connector, \
-                p.pre_failover_command, p.post_failover_command \
+                p.pre_failover_command, p.post_failover_command, bs.connector_settings \
          FROM sessions s JOIN plans p ON p.uid = s.plan_uid JOIN backup_servers bs ON bs.uid = p.backup_server_uid \
          WHERE s.uid = $1",
     )
@@ -416,6 +421,14 @@ pub(super) async fn session_work(
         cancel_requested: row.try_get(4)?,
         backup_server_uid: parse_uid("plans", "backup_server_uid", &row.try_get::<String, _>(5)?)?,
         connector: row.try_get(6)?,
+        connector_settings: {
+            let text: String = row.try_get(9)?;
+            ConnectorSettings::from_json(&text).ok_or(StoreError::Corrupt {
+                table: "backup_servers",
+                column: "connector_settings",
+                value: text,
+            })?
+        },
         pre_failover_command: row.try_get(7)?,
         post_failover_command: row.try_get(8)?,
         vms,
@@ -552,8 +565,8 @@ pub(super) async fn finish_session(
     let mut tx = conn.begin().await?;
     hold(&mut tx, fence).await?;
     let updated = sqlx::query(
-        "UPDATE sessions SET phase = 'finished', status = $1, message = $2, message_ci = $3, message_nat = $4, end_time = $5 \
-         WHERE uid = $6 AND phase <> 'finished'",
+        "UPDATE sessions SET phase = $7, status = $1, message = $2, message_ci = $3, message_nat = $4, end_time = $5 \
+         WHERE uid = $6 AND phase <> $7",
     )
     .bind(end.session_status.as_str())
     .bind(message.as_ref().map(|m| m.0.clone()))
@@ -561,6 +574,7 @@ pub(super) async fn finish_session(
     .bind(message.as_ref().map(|m| m.2.clone()))
     .bind(now.ticks())
     .bind(uid_text(session))
+    .bind(SessionPhase::Finished.as_str())
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 1 {
@@ -605,12 +619,12 @@ pub(super) async fn finish_session(
 }
 
 pub(super) async fn request_cancel(pool: &Pool, session: Uuid) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
-        "UPDATE sessions SET cancel_requested = TRUE WHERE uid = $1 AND phase <> 'finished'",
-    )
-    .bind(uid_text(session))
-    .execute(pool)
-    .await?;
+    let updated =
+        sqlx::query("UPDATE sessions SET cancel_requested = TRUE WHERE uid = $1 AND phase <> $2")
+            .bind(uid_text(session))
+            .bind(SessionPhase::Finished.as_str())
+            .execute(pool)
+            .await?;
     Ok(updated.rows_affected() == 1)
 }
 

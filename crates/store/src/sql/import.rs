@@ -140,9 +140,9 @@ async fn import_in(
     let servers = insert_rows(
         tx,
         "backup_servers",
-        &["uid", "name", "organization_uid", "connector"],
+        &["uid", "name", "organization_uid", "connector", "connector_settings"],
         "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, organization_uid = excluded.organization_uid, \
-         connector = excluded.connector",
+         connector = excluded.connector, connector_settings = excluded.connector_settings",
         fleet
             .servers
             .iter()
@@ -152,6 +152,7 @@ async fn import_in(
                     Value::Text(s.name.clone()),
                     Value::Text(uid_text(s.organization_uid)),
                     Value::Text(s.connector.clone()),
+                    Value::Text(s.connector_settings.to_json()),
                 ]
             })
             .collect(),
@@ -282,7 +283,12 @@ async fn import_in(
                 .iter()
                 .flat_map(|o| o.sim_faults.iter().map(move |f| (o.uid, f))),
         )
-        .map(|(target, fault)| vec![Value::Text(uid_text(target)), Value::Text(fault.clone())])
+        .map(|(target, fault)| {
+            vec![
+                Value::Text(uid_text(target)),
+                Value::Text(fault.as_str().to_owned()),
+            ]
+        })
         .collect();
     insert_rows(
         tx,

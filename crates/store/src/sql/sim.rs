@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::{Connection, Row};
+use standby_fleet::SimFault;
 use standby_model::Timestamp;
 use uuid::Uuid;
 
@@ -117,16 +118,24 @@ impl SimLedger for SqlSimLedger {
         Ok(row.map(|(state,)| state))
     }
 
-    async fn faults(&self, target: Uuid) -> Result<Vec<String>, StoreError> {
+    async fn faults(&self, target: Uuid) -> Result<Vec<SimFault>, StoreError> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT fault FROM sim_faults WHERE target_uid = $1 ORDER BY fault")
                 .bind(uid_text(target))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.into_iter().map(|(fault,)| fault).collect())
+        rows.into_iter()
+            .map(|(fault,)| {
+                SimFault::parse(&fault).ok_or(StoreError::Corrupt {
+                    table: "sim_faults",
+                    column: "fault",
+                    value: fault,
+                })
+            })
+            .collect()
     }
 
-    async fn set_fault(&self, target: Uuid, fault: &str, on: bool) -> Result<(), StoreError> {
+    async fn set_fault(&self, target: Uuid, fault: SimFault, on: bool) -> Result<(), StoreError> {
         let sql = if on {
             "INSERT INTO sim_faults (target_uid, fault) VALUES ($1, $2) ON CONFLICT DO NOTHING"
         } else {
@@ -134,7 +143,7 @@ impl SimLedger for SqlSimLedger {
         };
         sqlx::query(sql)
             .bind(uid_text(target))
-            .bind(fault)
+            .bind(fault.as_str())
             .execute(&self.writer)
             .await?;
         Ok(())

@@ -17,6 +17,54 @@ impl Store for super::BackendStore {
         Ok(())
     }
 
+    fn single_node(&self) -> bool {
+        super::SINGLE_NODE
+    }
+
+    fn data_generation(&self) -> u64 {
+        self.freshness.current()
+    }
+
+    async fn close(&self) {
+        self.freshness.stop_watching().await;
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let requests = sqlx::query("DELETE FROM idempotency WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.writer)
+            .await?;
+        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.writer)
+            .await?;
+        let actions = sqlx::query("DELETE FROM async_actions WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.writer)
+            .await?;
+        let logins = sqlx::query("DELETE FROM login_attempts WHERE expires_at <= $1")
+            .bind(now.ticks())
+            .execute(&self.writer)
+            .await?;
+        Ok(requests.rows_affected()
+            + tokens.rows_affected()
+            + actions.rows_affected()
+            + logins.rows_affected())
+    }
+
+    fn sim_ledger(&self) -> std::sync::Arc<dyn SimLedger> {
+        std::sync::Arc::new(super::sim::SqlSimLedger {
+            pool: self.pool.clone(),
+            writer: self.writer.clone(),
+            committer: self.committer.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl PlanStore for super::BackendStore {
     async fn is_empty(&self) -> Result<bool, StoreError> {
         let row: Option<(String,)> = sqlx::query_as("SELECT uid FROM plans LIMIT 1")
             .fetch_optional(&self.pool)
@@ -34,20 +82,6 @@ impl Store for super::BackendStore {
         let result = super::import::seed_fleet(&self.writer, fleet).await;
         self.freshness.advance();
         result
-    }
-
-    fn single_node(&self) -> bool {
-        super::SINGLE_NODE
-    }
-
-    fn data_generation(&self) -> u64 {
-        self.freshness.current()
-    }
-
-    async fn close(&self) {
-        self.freshness.stop_watching().await;
-        self.writer.close().await;
-        self.pool.close().await;
     }
 
     async fn list_plans(&self, query: &ListQuery) -> Result<Page<FailoverPlan>, StoreError> {
@@ -86,6 +120,31 @@ impl Store for super::BackendStore {
         result
     }
 
+    async fn object_plan(&self, object: Uuid) -> Result<Option<Uuid>, StoreError> {
+        super::engine::object_plan(&self.pool, object).await
+    }
+
+    async fn restore_points(
+        &self,
+        object: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<RestorePointView>, StoreError> {
+        super::engine::restore_points(&self.pool, object, limit, offset).await
+    }
+
+    async fn session_history(
+        &self,
+        plan: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<SessionHistory>, StoreError> {
+        super::engine::session_history(&self.pool, plan, limit, offset).await
+    }
+}
+
+#[async_trait]
+impl AuthStore for super::BackendStore {
     async fn count_users(&self) -> Result<u64, StoreError> {
         super::auth::count_users(&self.pool).await
     }
@@ -136,14 +195,6 @@ impl Store for super::BackendStore {
         result
     }
 
-    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        super::auth::record_audit(&self.writer, entry).await
-    }
-
-    async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError> {
-        super::auth::list_audit(&self.pool, limit, offset).await
-    }
-
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
         super::auth::insert_api_key(&self.writer, key).await
     }
@@ -187,7 +238,21 @@ impl Store for super::BackendStore {
     ) -> Result<(), StoreError> {
         super::auth::refund_login_attempt(&self.writer, key, window_ends).await
     }
+}
 
+#[async_trait]
+impl AuditLog for super::BackendStore {
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        super::auth::record_audit(&self.writer, entry).await
+    }
+
+    async fn list_audit(&self, limit: u32, offset: u32) -> Result<Page<AuditEntry>, StoreError> {
+        super::auth::list_audit(&self.pool, limit, offset).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for super::BackendStore {
     async fn reserve_request(
         &self,
         key: &IdempotencyKey,
@@ -208,42 +273,10 @@ impl Store for super::BackendStore {
     async fn release_request(&self, request_id: Uuid) -> Result<(), StoreError> {
         super::idempotency::release(&self.writer, request_id).await
     }
+}
 
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let requests = sqlx::query("DELETE FROM idempotency WHERE expires_at <= $1")
-            .bind(now.ticks())
-            .execute(&self.writer)
-            .await?;
-        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at <= $1")
-            .bind(now.ticks())
-            .execute(&self.writer)
-            .await?;
-        let actions = sqlx::query("DELETE FROM async_actions WHERE expires_at <= $1")
-            .bind(now.ticks())
-            .execute(&self.writer)
-            .await?;
-        let logins = sqlx::query("DELETE FROM login_attempts WHERE expires_at <= $1")
-            .bind(now.ticks())
-            .execute(&self.writer)
-            .await?;
-        Ok(requests.rows_affected()
-            + tokens.rows_affected()
-            + actions.rows_affected()
-            + logins.rows_affected())
-    }
-
-    async fn begin_session(
-        &self,
-        scope: Scope,
-        session: &NewSession,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let result =
-            super::engine::begin_session(&self.pool, &self.committer, scope, session, now).await;
-        self.freshness.advance();
-        result
-    }
-
+#[async_trait]
+impl JobQueue for super::BackendStore {
     async fn claim_job(
         &self,
         worker: &str,
@@ -325,6 +358,21 @@ impl Store for super::BackendStore {
         if !matches!(result, Ok(0)) {
             self.freshness.advance();
         }
+        result
+    }
+}
+
+#[async_trait]
+impl SessionLog for super::BackendStore {
+    async fn begin_session(
+        &self,
+        scope: Scope,
+        session: &NewSession,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result =
+            super::engine::begin_session(&self.pool, &self.committer, scope, session, now).await;
+        self.freshness.advance();
         result
     }
 
@@ -433,29 +481,10 @@ impl Store for super::BackendStore {
     async fn cancel_requested(&self, session: Uuid) -> Result<bool, StoreError> {
         super::engine::cancel_requested(&self.pool, session).await
     }
+}
 
-    async fn object_plan(&self, object: Uuid) -> Result<Option<Uuid>, StoreError> {
-        super::engine::object_plan(&self.pool, object).await
-    }
-
-    async fn restore_points(
-        &self,
-        object: Uuid,
-        limit: u32,
-        offset: u32,
-    ) -> Result<Page<RestorePointView>, StoreError> {
-        super::engine::restore_points(&self.pool, object, limit, offset).await
-    }
-
-    async fn session_history(
-        &self,
-        plan: Uuid,
-        limit: u32,
-        offset: u32,
-    ) -> Result<Page<SessionHistory>, StoreError> {
-        super::engine::session_history(&self.pool, plan, limit, offset).await
-    }
-
+#[async_trait]
+impl AsyncActions for super::BackendStore {
     async fn list_actions(
         &self,
         initiator: Option<Uuid>,
@@ -476,13 +505,5 @@ impl Store for super::BackendStore {
         let result = super::engine::forget_action(&self.writer, uid, now).await;
         self.freshness.advance();
         result
-    }
-
-    fn sim_ledger(&self) -> std::sync::Arc<dyn SimLedger> {
-        std::sync::Arc::new(super::sim::SqlSimLedger {
-            pool: self.pool.clone(),
-            writer: self.writer.clone(),
-            committer: self.committer.clone(),
-        })
     }
 }
