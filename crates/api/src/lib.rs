@@ -6,6 +6,7 @@ pub mod actions;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+mod crash_point;
 pub mod docs;
 pub mod envelope;
 pub mod error;

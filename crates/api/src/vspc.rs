@@ -242,9 +242,10 @@ pub async fn patch_plan(
     let idempotent_answer = idempotent.map(|Extension(request)| (request.0, answer.clone()));
     state
         .store
-        .update_plan_commands(principal.scope, uid, &change, idempotent_answer.as_ref())
+        .update_plan_commands(principal.scope, &plan, &change, idempotent_answer.as_ref())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Failover plan {uid} was not found.")))?;
+    crate::crash_point::reached("plan.patch");
     tracing::info!(plan.uid = %uid, user.name = %principal.name, "failover plan patched");
     Ok(stored_response(answer))
 }
@@ -381,6 +382,7 @@ async fn queue_session(
         }
         Err(error) => return Err(error.into()),
     }
+    crate::crash_point::reached("plan.start");
     if let Some(engine) = &state.engine {
         engine.notify();
     }

@@ -66,9 +66,11 @@ impl Engine {
         })
     }
 
-    /// New work was queued.
+    /// New work was queued: one session, so one idle worker is woken (or, when none is idle,
+    /// the next to look for work finds it at once). Waking all of them had every idle worker
+    /// claim through the store's one writer for each start, and all but one find nothing.
     pub fn notify(&self) {
-        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 
     /// Stops the engine at a safe point: no job is claimed and no VM step started from now on,

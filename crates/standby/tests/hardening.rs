@@ -555,3 +555,104 @@ async fn faults_replays_and_oversized_requests_are_refused_properly() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(app.get_json(PLANS, &[]).await.0, 200);
 }
+
+/// Defect 7 end to end: the process dies by SIGKILL right after a start's (and then a PATCH's)
+/// change is committed, before its answer is sent. The client's retry with the same
+/// `X-Request-id` on the restarted server gets the first answer, and nothing runs twice. Before
+/// the fix the retry was refused with 409 until the reservation's 120 s ran out (and a PATCH
+/// then applied a second time).
+#[tokio::test]
+async fn a_retry_after_a_crash_between_change_and_answer_replays() {
+    let store = TestStore::fresh().await;
+    let args = ["--demo"];
+    async fn answer(
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Option<String>, String), String> {
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|value| value.to_str().unwrap().to_owned());
+        Ok((
+            status,
+            location,
+            response.text().await.map_err(|e| e.to_string())?,
+        ))
+    }
+
+    let mut app =
+        TestApp::start_with_env(&store, &args, &[("STANDBY_CRASH_AFTER", "plan.start")]).await;
+    let ready: Vec<String> = app
+        .all_plans()
+        .await
+        .into_iter()
+        .filter(|plan| plan["status"] == "Ready")
+        .map(|plan| plan["instanceUid"].as_str().unwrap().to_owned())
+        .take(2)
+        .collect();
+    let (started_plan, patched_plan) = (ready[0].clone(), ready[1].clone());
+    let start_id = "0b5f3e2a-7c41-4d9e-8a6b-1c2d3e4f5a60";
+    let start = |app: &TestApp| {
+        app.post(&format!("{PLANS}/{started_plan}/start"))
+            .header("X-Request-id", start_id)
+    };
+    assert!(
+        answer(start(&app)).await.is_err(),
+        "the process died before answering"
+    );
+    app.kill();
+
+    let mut app =
+        TestApp::start_with_env(&store, &args, &[("STANDBY_CRASH_AFTER", "plan.patch")]).await;
+    let (status, location, body) = answer(start(&app)).await.unwrap();
+    assert_eq!(status, 200, "the retry replays the start: {body}");
+    assert!(
+        location.is_some_and(|l| l.contains("/asyncActions/")),
+        "{body}"
+    );
+    let edit =
+        json!([{ "op": "replace", "path": "/preFailoverCommand", "value": "C:\\after-crash.ps1" }]);
+    let patch_id = "0b5f3e2a-7c41-4d9e-8a6b-1c2d3e4f5a61";
+    let patch = |app: &TestApp| {
+        app.patch(&format!("{PLANS}/{patched_plan}"), &edit)
+            .header("X-Request-id", patch_id)
+    };
+    assert!(
+        answer(patch(&app)).await.is_err(),
+        "the process died before answering"
+    );
+    app.kill();
+
+    let app = TestApp::start(&store, &args).await;
+    // Another change first: a retried PATCH that ran again would undo it.
+    let later =
+        json!([{ "op": "replace", "path": "/preFailoverCommand", "value": "C:\\later.ps1" }]);
+    let (status, body) = send(app.patch(&format!("{PLANS}/{patched_plan}"), &later)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = answer(patch(&app)).await.unwrap();
+    assert_eq!(status, 200, "the retry replays the PATCH: {body}");
+    let replayed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        replayed["data"]["preFailoverCommand"],
+        "C:\\after-crash.ps1"
+    );
+    assert_eq!(
+        app.plan(&patched_plan).await["preFailoverCommand"],
+        "C:\\later.ps1",
+        "the replayed PATCH did not apply again"
+    );
+
+    let done = app.wait_for(&started_plan, &["Completed", "Failed"]).await;
+    assert_eq!(done["status"], "Completed", "{done}");
+    let (_, history) = app
+        .get_json(
+            &format!("/api/v3/extensions/failoverplans/{started_plan}/sessions"),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        history["meta"]["pagingInfo"]["total"], 1,
+        "one session for the start and its retries: {history}"
+    );
+}

@@ -253,14 +253,16 @@ pub trait PlanStore: Send + Sync {
 
     async fn server_visible(&self, scope: Scope, uid: Uuid) -> Result<bool, StoreError>;
 
-    /// Applies a PATCH unless a session runs (`StoreError::Refused`); `None` if not visible.
+    /// Applies a PATCH made on `plan` as the caller read it in `scope`: only while the plan's
+    /// commands are still those (else `StoreError::Conflict`) and no session runs (else
+    /// `StoreError::Refused`); answers the plan as the change leaves it, `None` if it is gone.
     /// `idempotent_answer`: the `X-Request-id` the PATCH came under and its answer, kept in the
     /// change's transaction, so a retry after a crash between the two replays instead of
     /// waiting out the reservation and patching again.
     async fn update_plan_commands(
         &self,
         scope: Scope,
-        uid: Uuid,
+        plan: &FailoverPlan,
         change: &CommandChange,
         idempotent_answer: Option<&(Uuid, StoredResponse)>,
     ) -> Result<Option<FailoverPlan>, StoreError>;

@@ -633,16 +633,22 @@ async fn a_patch_and_its_idempotent_answer_commit_together() {
     let patched = store
         .update_plan_commands(
             Scope::All,
-            plan.instance_uid,
+            &plan,
             &change,
             Some(&(request_id, answer.clone())),
         )
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(patched, expected);
+    let stored = store
+        .get_plan(Scope::All, plan.instance_uid)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        patched, expected,
-        "the answer built before the commit is the plan"
+        stored, expected,
+        "the answer built before the commit is the plan as stored"
     );
     for at in [now.plus_seconds(1), now.plus_seconds(121)] {
         assert_eq!(

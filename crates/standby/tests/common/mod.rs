@@ -146,7 +146,17 @@ impl TestApp {
 
     /// Starts the server on `store` with extra flags, logs in as the administrator.
     pub async fn start(store: &TestStore, extra: &[&str]) -> TestApp {
+        Self::start_with_env(store, extra, &[]).await
+    }
+
+    /// As [`TestApp::start`], with extra environment variables for the server.
+    pub async fn start_with_env(
+        store: &TestStore,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestApp {
         let mut command = Command::new(binary());
+        command.envs(env.iter().copied());
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(store.args())

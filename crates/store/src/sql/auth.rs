@@ -320,7 +320,10 @@ pub(super) async fn find_credential(
     }))
 }
 
-pub(super) async fn record_audit(pool: &Pool, entry: &crate::AuditEntry) -> Result<(), StoreError> {
+pub(super) async fn record_audit(
+    conn: &mut super::commit::Conn,
+    entry: &crate::AuditEntry,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit (uid, at, actor_uid, actor_name, address, action, target, outcome, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -334,7 +337,7 @@ pub(super) async fn record_audit(pool: &Pool, entry: &crate::AuditEntry) -> Resu
     .bind(&entry.target)
     .bind(entry.outcome.as_str())
     .bind(&entry.detail)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

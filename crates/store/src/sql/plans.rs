@@ -378,14 +378,11 @@ pub(super) async fn update_plan_commands(
     readers: &Pool,
     committer: &super::commit::Committer,
     scope: Scope,
-    uid: Uuid,
+    current: &FailoverPlan,
     change: &CommandChange,
     idempotent_answer: Option<&(Uuid, crate::StoredResponse)>,
 ) -> Result<Option<FailoverPlan>, StoreError> {
-    // Reads go to `readers`, before the write is queued: the writer's time is for writes.
-    let Some(current) = get_plan(readers, scope, uid).await? else {
-        return Ok(None);
-    };
+    let uid = current.instance_uid;
     let queued = change.clone();
     let answer = idempotent_answer.cloned();
     // The PATCH was built on `current`: it applies only if the commands are still those, so
@@ -402,17 +399,20 @@ pub(super) async fn update_plan_commands(
         })
         .await?;
     if !applied {
-        let status = get_plan(readers, scope, uid)
-            .await?
-            .map_or(current.status, |plan| plan.status);
-        return match on_request(status, PlanRequest::Patch) {
+        // Reads go to `readers`, after the write: the writer's time is for writes.
+        let Some(latest) = get_plan(readers, scope, uid).await? else {
+            return Ok(None);
+        };
+        return match on_request(latest.status, PlanRequest::Patch) {
             Err(refused) => Err(StoreError::Refused(refused)),
             Ok(_) => Err(StoreError::Conflict(
                 "The failover plan changed while it was being patched; try again.".into(),
             )),
         };
     }
-    get_plan(readers, scope, uid).await
+    // Applied to exactly the commands `current` has, in a status that allows it: the plan as
+    // the change leaves it is `current` with the change (no read back needed).
+    Ok(Some(change.applied_to(current)))
 }
 
 /// The write of [`update_plan_commands`]; `false` when a session runs (or began meanwhile), or

@@ -140,3 +140,138 @@ impl SqliteStore {
         &self.pool
     }
 }
+
+/// Group commit's two promises, on a real SQLite file: a write that fails rolls back only its own
+/// savepoint, and every caller is answered with the batch's commit, so nothing is acknowledged
+/// that is not on disk.
+#[cfg(test)]
+mod group_commit_tests {
+    use sqlx::Connection;
+
+    use super::commit::Committer;
+    use super::*;
+
+    async fn file_pools(dir: &Path) -> (Pool, Pool) {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("commit.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent (id));
+             CREATE TABLE log (id INTEGER PRIMARY KEY);",
+        )
+        .execute(&writer)
+        .await
+        .unwrap();
+        // Reads on connections of their own see only what was committed.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        (writer, reader)
+    }
+
+    /// A write as the store's write functions are: its own transaction (a savepoint in a batch).
+    async fn insert_log(committer: &Committer, id: i64, then_fail: bool) -> Result<(), StoreError> {
+        committer
+            .run(move |connection| {
+                Box::pin(async move {
+                    let mut tx = connection.begin().await?;
+                    sqlx::query("INSERT INTO log (id) VALUES ($1)")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if then_fail {
+                        sqlx::query("INSERT INTO no_such_table VALUES (1)")
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// A child row whose parent does not exist, its foreign key checked only at COMMIT.
+    async fn insert_dangling_child(committer: &Committer) -> Result<(), StoreError> {
+        committer
+            .run(move |connection| {
+                Box::pin(async move {
+                    let mut tx = connection.begin().await?;
+                    sqlx::query("PRAGMA defer_foreign_keys = ON")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO child (id, parent) VALUES (1, 99)")
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn logged(reader: &Pool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT id FROM log ORDER BY id")
+            .fetch_all(reader)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_write_rolls_back_alone_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = file_pools(dir.path()).await;
+        let committer = Committer::new(writer, true);
+        // Joined on one thread: all three are queued before the writer task runs, one batch.
+        let (first, failing, last) = tokio::join!(
+            insert_log(&committer, 1, false),
+            insert_log(&committer, 2, true),
+            insert_log(&committer, 3, false),
+        );
+        assert!(first.is_ok() && last.is_ok(), "{first:?} {last:?}");
+        assert!(
+            matches!(failing, Err(StoreError::Database(_))),
+            "{failing:?}"
+        );
+        assert_eq!(
+            logged(&reader).await,
+            [1, 3],
+            "the failed write's row is gone"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_commit_fails_every_write_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = file_pools(dir.path()).await;
+        let committer = Committer::new(writer, true);
+        // The second write breaks a foreign key checked only at COMMIT: the whole batch fails.
+        let (logged_write, dangling_write) = tokio::join!(
+            insert_log(&committer, 10, false),
+            insert_dangling_child(&committer)
+        );
+        assert!(
+            matches!(logged_write, Err(StoreError::Commit(_))),
+            "a write whose batch did not commit is not acknowledged: {logged_write:?}"
+        );
+        assert!(
+            matches!(dangling_write, Err(StoreError::Commit(_))),
+            "{dangling_write:?}"
+        );
+        assert_eq!(logged(&reader).await, Vec::<i64>::new());
+        // The writer goes on with the next batch.
+        insert_log(&committer, 11, false).await.unwrap();
+        assert_eq!(logged(&reader).await, [11]);
+    }
+}
