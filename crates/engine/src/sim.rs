@@ -181,7 +181,7 @@ impl SimConnector {
             } => {
                 let mut boot = spread(id, boot_ms);
                 if self.has_fault(*vm, SimFault::Slow).await? {
-                    boot *= 10;
+                    boot = boot.saturating_mul(10);
                 }
                 if self.has_fault(*vm, SimFault::BootFails).await? {
                     Plan {

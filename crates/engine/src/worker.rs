@@ -112,6 +112,9 @@ async fn work_loop(ctx: EngineContext, wake: Arc<Notify>, worker: String) {
             .await
         {
             Ok(Some(job)) => {
+                // The wake-up this worker may have used was perhaps for another job (it claims
+                // the oldest ready one): pass it on, at the cost of at most one empty claim.
+                wake.notify_one();
                 if run_job(&ctx, job).await.is_break() {
                     return;
                 }

@@ -526,6 +526,13 @@ mod tests {
             (
                 SAMPLE.replace(
                     "organization = \"MSP\"",
+                    "organization = \"MSP\"\nconnector_settings = { undo_ms = 9000000000000000000 }",
+                ),
+                "a duration over 86400000 ms",
+            ),
+            (
+                SAMPLE.replace(
+                    "organization = \"MSP\"",
                     "organization = \"MSP\"\nconnector = \"vmware\"",
                 ),
                 "unknown connector 'vmware'",

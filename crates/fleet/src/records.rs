@@ -79,6 +79,9 @@ impl ConnectorSettings {
     }
 }
 
+/// The longest simulated operation a server's settings may ask for: a day.
+pub const SIM_MAX_MS: u64 = 86_400_000;
+
 /// What a server's `connector_settings` may say to the `sim` connector; each one unset keeps the
 /// process-wide value (`--sim-boot-ms` and the defaults).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -98,6 +101,14 @@ impl SimServerSettings {
             && low > high
         {
             return Err(format!("boot_ms [{low}, {high}] is not [MIN, MAX]"));
+        }
+        let longest = [
+            parsed.boot_ms.map(|(_, high)| high),
+            parsed.undo_ms,
+            parsed.script_ms,
+        ];
+        if longest.into_iter().flatten().any(|ms| ms > SIM_MAX_MS) {
+            return Err(format!("a duration over {SIM_MAX_MS} ms (a day)"));
         }
         Ok(parsed)
     }

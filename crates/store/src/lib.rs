@@ -253,9 +253,10 @@ pub trait PlanStore: Send + Sync {
 
     async fn server_visible(&self, scope: Scope, uid: Uuid) -> Result<bool, StoreError>;
 
-    /// Applies a PATCH made on `plan` as the caller read it in `scope`: only while the plan's
-    /// commands are still those (else `StoreError::Conflict`) and no session runs (else
-    /// `StoreError::Refused`); answers the plan as the change leaves it, `None` if it is gone.
+    /// Applies a PATCH made on `plan` as the caller read it in `scope` (that read is the
+    /// visibility check): only while the plan is still as read, its commands, status and last
+    /// session (else `StoreError::Conflict`), and no session runs (else `StoreError::Refused`);
+    /// answers the plan as the change leaves it, `None` if it is gone.
     /// `idempotent_answer`: the `X-Request-id` the PATCH came under and its answer, kept in the
     /// change's transaction, so a retry after a crash between the two replays instead of
     /// waiting out the reservation and patching again.

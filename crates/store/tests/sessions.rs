@@ -640,14 +640,14 @@ async fn a_patch_and_its_idempotent_answer_commit_together() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(patched, expected);
     let stored = store
         .get_plan(Scope::All, plan.instance_uid)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
-        stored, expected,
+        (&patched, &stored),
+        (&expected, &expected),
         "the answer built before the commit is the plan as stored"
     );
     for at in [now.plus_seconds(1), now.plus_seconds(121)] {
@@ -656,4 +656,72 @@ async fn a_patch_and_its_idempotent_answer_commit_together() {
             standby_store::Reservation::Replay(answer.clone()),
         );
     }
+}
+
+/// A PATCH applies only to the plan as its caller read it: computed on a read that another
+/// PATCH, or a whole session, has since made stale, it is refused with a conflict and changes
+/// nothing, so an accepted PATCH's answer (that read with the change) is always the stored plan.
+#[tokio::test]
+async fn a_patch_computed_on_a_stale_read_is_refused() {
+    let (store, plan) = demo_and_a_ready_plan().await;
+    let change = |command: &str| standby_store::CommandChange {
+        pre_failover_command: Some(command.into()),
+        post_failover_command: None,
+    };
+    let stored = |store: &common::TestStore| {
+        let store = store.store.clone();
+        let uid = plan.instance_uid;
+        async move { store.get_plan(Scope::All, uid).await.unwrap().unwrap() }
+    };
+    store
+        .update_plan_commands(Scope::All, &plan, &change("C:\\first.ps1"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let refused = store
+        .update_plan_commands(Scope::All, &plan, &change("C:\\second.ps1"), None)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(stored(&store).await.pre_failover_command, "C:\\first.ps1");
+
+    // Read, then a session starts and ends before the PATCH is written: same commands, but
+    // another status and last session than the PATCH would answer.
+    let read = stored(&store).await;
+    let session = start_of(plan.instance_uid, SessionKind::Failover);
+    let now = Timestamp::now();
+    assert!(
+        store
+            .begin_session(Scope::All, &session, now)
+            .await
+            .unwrap()
+    );
+    let job = store
+        .claim_job("w", now, now.plus_seconds(15))
+        .await
+        .unwrap()
+        .unwrap();
+    let end = SessionEnd {
+        plan_status: PlanStatus::Completed,
+        session_status: SessionStatus::Success,
+        message: None,
+        action_status: ActionStatus::Succeeded,
+        action_expires_at: now.plus_seconds(300),
+    };
+    store
+        .finish_session(job.fence(), session.uid, &end, now)
+        .await
+        .unwrap();
+    let refused = store
+        .update_plan_commands(Scope::All, &read, &change("C:\\third.ps1"), None)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    let after = stored(&store).await;
+    assert_eq!(after.pre_failover_command, "C:\\first.ps1");
+    assert_eq!(after.status, PlanStatus::Completed);
 }

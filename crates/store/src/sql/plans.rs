@@ -385,12 +385,19 @@ pub(super) async fn update_plan_commands(
     let uid = current.instance_uid;
     let queued = change.clone();
     let answer = idempotent_answer.cloned();
-    // The PATCH was built on `current`: it applies only if the commands are still those, so
-    // its answer (the plan as it leaves it) is exact even when two PATCHes race.
-    let read = (
-        current.pre_failover_command.clone(),
-        current.post_failover_command.clone(),
-    );
+    // The PATCH was built on `current`: it applies only if the plan is still as read (its
+    // commands, its status and its last session), so its answer, `current` with the change, is
+    // the plan as stored even when another PATCH or a whole session came in between.
+    let read = PlanAsRead {
+        pre_failover_command: current.pre_failover_command.clone(),
+        post_failover_command: current.post_failover_command.clone(),
+        status: current.status.as_str(),
+        last_session_uid: current
+            .last_session
+            .as_ref()
+            .map(|session| uid_text(session.instance_uid))
+            .unwrap_or_default(),
+    };
     let applied = committer
         .run(move |conn| {
             Box::pin(
@@ -415,13 +422,22 @@ pub(super) async fn update_plan_commands(
     Ok(Some(change.applied_to(current)))
 }
 
+/// What a PATCH's write requires of the plan: what its caller read.
+struct PlanAsRead {
+    pre_failover_command: String,
+    post_failover_command: String,
+    status: &'static str,
+    /// `""` for a plan that never ran.
+    last_session_uid: String,
+}
+
 /// The write of [`update_plan_commands`]; `false` when a session runs (or began meanwhile), or
-/// another PATCH changed the commands since they were read.
+/// the plan changed since it was read.
 async fn write_commands(
     conn: &mut super::commit::Conn,
     uid: Uuid,
     change: &CommandChange,
-    (read_pre, read_post): &(String, String),
+    read: &PlanAsRead,
     idempotent_answer: Option<&(Uuid, crate::StoredResponse)>,
 ) -> Result<bool, StoreError> {
     let keys = |value: &Option<String>| {
@@ -439,7 +455,7 @@ async fn write_commands(
         .filter(|s| on_request(**s, PlanRequest::Patch).is_ok())
         .map(|s| s.as_str())
         .collect();
-    let placeholders: Vec<String> = (0..allowed.len()).map(|i| format!("${}", i + 11)).collect();
+    let placeholders: Vec<String> = (0..allowed.len()).map(|i| format!("${}", i + 13)).collect();
     let sql = format!(
         "UPDATE plans SET \
            pre_failover_command = COALESCE($1, pre_failover_command), \
@@ -449,7 +465,8 @@ async fn write_commands(
            post_failover_command_ci = COALESCE($5, post_failover_command_ci), \
            post_failover_command_nat = COALESCE($6, post_failover_command_nat), \
            updated_at = $7 \
-         WHERE uid = $8 AND pre_failover_command = $9 AND post_failover_command = $10 AND status IN ({})",
+         WHERE uid = $8 AND pre_failover_command = $9 AND post_failover_command = $10 \
+           AND status = $11 AND COALESCE(last_session_uid, '') = $12 AND status IN ({})",
         placeholders.join(", ")
     );
     let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -461,8 +478,10 @@ async fn write_commands(
         .bind(post_nat)
         .bind(Timestamp::now().ticks())
         .bind(uid_text(uid))
-        .bind(read_pre)
-        .bind(read_post);
+        .bind(&read.pre_failover_command)
+        .bind(&read.post_failover_command)
+        .bind(read.status)
+        .bind(&read.last_session_uid);
     for status in &allowed {
         update = update.bind(*status);
     }
