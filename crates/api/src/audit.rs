@@ -93,6 +93,13 @@ fn classify(method: &Method, path: &str) -> (AuditAction, Option<String>) {
             (AuditAction::ActionForget, Some((*action).into()))
         }
         ("PUT", ["extensions", "sim", "faults"]) => (AuditAction::SimFault, None),
+        ("POST", ["extensions", "backupServers"]) => (AuditAction::ServerAdd, None),
+        ("POST", ["extensions", "backupServers", server, "reenroll"]) => {
+            (AuditAction::ServerReenroll, Some((*server).into()))
+        }
+        ("DELETE", ["extensions", "backupServers", server]) => {
+            (AuditAction::ServerRemove, Some((*server).into()))
+        }
         _ => (AuditAction::Request(format!("{method} {path}")), None),
     }
 }
@@ -133,6 +140,8 @@ pub async fn audit_writes(
     let method = request.method().clone();
     if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
         || request.uri().path().ends_with("/token")
+        // Audited by its handler, with what the request alone does not say (which server).
+        || request.uri().path().ends_with("/extensions/agent/enroll")
     {
         return next.run(request).await;
     }

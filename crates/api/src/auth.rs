@@ -66,7 +66,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// A fresh opaque token: 32 random bytes, base64url.
-fn new_token() -> Result<String, ApiError> {
+pub(crate) fn new_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))

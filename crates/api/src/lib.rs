@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod actions;
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod cache;
@@ -18,6 +19,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod params;
 pub mod patch;
+pub mod servers;
 pub mod throttle;
 pub mod users;
 pub mod vspc;
@@ -55,6 +57,8 @@ pub struct ApiSettings {
     pub tls: bool,
     /// The listening address, for `Location` when a request names no authority at all.
     pub own_authority: String,
+    /// An agent's server is offline once it has not been heard from for this long.
+    pub agent_offline_after: Duration,
 }
 
 impl Default for ApiSettings {
@@ -71,6 +75,7 @@ impl Default for ApiSettings {
             public_url: None,
             tls: false,
             own_authority: "127.0.0.1:1280".to_owned(),
+            agent_offline_after: Duration::from_secs(30),
         }
     }
 }
@@ -210,6 +215,40 @@ fn other_protected_routes() -> Vec<Route> {
             get(extensions::sim_operations),
         ),
         route("/extensions/audit", &["GET"], get(audit::list)),
+        route(
+            "/extensions/backupServers",
+            &["GET", "POST"],
+            get(servers::list).post(servers::add),
+        ),
+        route(
+            "/extensions/backupServers/{backupServerUid}",
+            &["GET", "DELETE"],
+            get(servers::get).delete(servers::remove),
+        ),
+        route(
+            "/extensions/backupServers/{backupServerUid}/reenroll",
+            &["POST"],
+            post(servers::reenroll),
+        ),
+    ]
+}
+
+/// What an enrolled `standby agent` calls, with its own credential (see `agents`).
+fn agent_routes() -> Vec<Route> {
+    let base = "/extensions/agent";
+    vec![
+        route(
+            format!("{base}/inventory"),
+            &["PUT"],
+            put(agents::inventory),
+        ),
+        route(
+            format!("{base}/heartbeat"),
+            &["POST"],
+            post(agents::heartbeat),
+        ),
+        route(format!("{base}/commands"), &["GET"], get(agents::commands)),
+        route(format!("{base}/results"), &["POST"], post(agents::results)),
     ]
 }
 
@@ -218,17 +257,24 @@ fn public_routes() -> Vec<Route> {
     vec![
         route("/token", &["POST"], post(auth::token)),
         route("/openapi.json", &["GET"], get(openapi::serve)),
+        // An agent's enrollment: the token is in the body (see `agents`).
+        route("/extensions/agent/enroll", &["POST"], post(agents::enroll)),
     ]
 }
 
 /// Every (method, path) served under `/api/v3`, for the test that keeps the OpenAPI document
 /// true.
 pub fn served_operations() -> Vec<(&'static str, String)> {
-    [vspc_routes(), other_protected_routes(), public_routes()]
-        .into_iter()
-        .flatten()
-        .flat_map(|r| r.methods.iter().map(move |m| (*m, r.path.clone())))
-        .collect()
+    [
+        vspc_routes(),
+        other_protected_routes(),
+        public_routes(),
+        agent_routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|r| r.methods.iter().map(move |m| (*m, r.path.clone())))
+    .collect()
 }
 
 fn add_routes(router: Router<AppState>, routes: Vec<Route>) -> Router<AppState> {
@@ -259,7 +305,17 @@ pub fn router(state: AppState) -> Router {
     ));
     let api = api.layer(axum_middleware::from_fn(metrics::track));
     let api = middleware::error_layers(api, state.settings.request_timeout);
+    // The enrolled agents' routes: outside the per-address throttle (many agents may share one
+    // NAT address, and each keeps a long poll open) and the write audit (heartbeats all day).
+    let agent_api = agent_routes()
+        .into_iter()
+        .fold(Router::new(), |router, r| {
+            router.route(&format!("/api/v3{}", r.path), r.handlers)
+        })
+        .layer(axum_middleware::from_fn(metrics::track));
+    let agent_api = middleware::error_layers(agent_api, state.settings.request_timeout);
     Router::new()
+        .merge(agent_api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))

@@ -34,6 +34,21 @@ impl OperationId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The session the operation belongs to.
+    pub fn session(&self) -> Option<Uuid> {
+        let (session, _) = self.0.split_once('/')?;
+        Uuid::parse_str(session).ok()
+    }
+
+    /// Which script, for a script's operation.
+    pub fn script_when(&self) -> Option<ScriptWhen> {
+        match self.0.rsplit_once('/')?.1 {
+            "pre" => Some(ScriptWhen::PreFailover),
+            "post" => Some(ScriptWhen::PostFailover),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for OperationId {
@@ -246,6 +261,11 @@ mod tests {
         let post = OperationId::script(session, ScriptWhen::PostFailover);
         assert_ne!(pre, post);
         assert!(pre.as_str().ends_with("/pre") && post.as_str().ends_with("/post"));
+        assert_eq!(pre.session(), Some(session));
+        assert_eq!(OperationId::vm_step(session, vm).session(), Some(session));
+        assert_eq!(pre.script_when(), Some(ScriptWhen::PreFailover));
+        assert_eq!(post.script_when(), Some(ScriptWhen::PostFailover));
+        assert_eq!(OperationId::vm_step(session, vm).script_when(), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! a session resumed after a crash finishes without running any step twice. Every write names
 //! the epoch of the worker's claim: a worker that lost its job stops at its next write.
 
+pub mod agent;
 pub mod connector;
 mod run;
 pub mod sim;

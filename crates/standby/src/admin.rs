@@ -1,4 +1,4 @@
-//! `standby orgs` and `standby users`: administration on the store directly (`--data-dir`).
+//! `standby orgs`, `users`, `apikeys`, `audit`: administration on the store directly (`--data-dir`).
 
 use std::io::BufRead;
 
@@ -94,7 +94,7 @@ pub async fn with_store<T>(
 }
 
 /// Records a change made on the command line (actor `cli`, address `local`).
-async fn audit(
+pub(crate) async fn audit(
     store: &dyn Store,
     action: AuditAction,
     target: &str,

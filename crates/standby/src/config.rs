@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// with the reason, 1 to 100 [default: 5].
     #[arg(long, env = "STANDBY_MAX_SESSION_ATTEMPTS")]
     max_session_attempts: Option<u32>,
+    /// A backup server whose agent has not been heard from for this many seconds is offline:
+    /// its VM steps are retried until their deadline, then fail. 3 to 3600 [default: 30].
+    #[arg(long, env = "STANDBY_AGENT_OFFLINE_SECONDS")]
+    agent_offline_seconds: Option<u64>,
     /// The sim connector's boot time per VM in milliseconds, `MIN-MAX` [default: 2000-6000].
     #[arg(long, env = "STANDBY_SIM_BOOT_MS")]
     sim_boot_ms: Option<String>,
@@ -131,6 +135,7 @@ struct FileSettings {
     undo_batch_interval_seconds: Option<u64>,
     vm_step_timeout_seconds: Option<u64>,
     max_session_attempts: Option<u32>,
+    agent_offline_seconds: Option<u64>,
     sim_boot_ms: Option<String>,
     action_success_retention_seconds: Option<u64>,
     action_failure_retention_seconds: Option<u64>,
@@ -255,6 +260,11 @@ impl Settings {
             Some(attempts) if (1..=100).contains(&attempts) => attempts,
             Some(attempts) => bail!("max_session_attempts must be 1 to 100, not {attempts}"),
         };
+        let agent_offline_after = match args.agent_offline_seconds.or(file.agent_offline_seconds) {
+            None => defaults.agent_offline_after,
+            Some(seconds) if (3..=3600).contains(&seconds) => Duration::from_secs(seconds),
+            Some(seconds) => bail!("agent_offline_seconds must be 3 to 3600, not {seconds}"),
+        };
         let boot_ms = match args.sim_boot_ms.or(file.sim_boot_ms) {
             None => standby_engine::sim::SimSettings::default().boot_ms,
             Some(text) => parse_range(&text)
@@ -325,6 +335,7 @@ impl Settings {
                 refresh_token_seconds: defaults.refresh_token_seconds,
                 request_timeout: Duration::from_secs(60),
                 action_retention_seconds: success_retention.as_secs(),
+                agent_offline_after,
                 throttle: standby_api::throttle::ThrottleSettings {
                     user_per_window: args
                         .throttle_requests_per_minute

@@ -1,11 +1,13 @@
 //! `standby`: the failover-plan control plane. `standby serve` runs the server; `login`,
-//! `plans` and `actions` are the operator's client of a running server (over HTTP); the other
-//! subcommands administer a store (a data directory, or the database named by `--database`).
+//! `plans` and `actions` are the operator's client of a running server (over HTTP); `agent`
+//! runs on a DR host and connects out to the server; the other subcommands administer a store (a data directory, or the database named by `--database`).
 
 mod admin;
+mod agent;
 mod client;
 mod config;
 mod serve;
+mod servers;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -62,6 +64,17 @@ enum Command {
     Orgs {
         #[command(subcommand)]
         command: admin::OrgsCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The agent that runs on a DR host: `run` it, or read its `operations` ledger.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+    /// Backup servers: register an agent's host, list them with their agents' state, reenroll,
+    /// remove.
+    Servers {
+        #[command(subcommand)]
+        command: servers::ServersCommand,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -172,10 +185,14 @@ fn main() -> ExitCode {
                 return Ok(client::actions(command, output).await);
             }
             Command::Serve(args) => serve::run(config::Settings::resolve(*args)?).await,
+            Command::Agent(command) => agent::agent(command).await,
             Command::Fleet(FleetCommand::Import { file, store }) => {
                 import(&file, &store.location()?).await
             }
             Command::Orgs { command, store } => admin::orgs(command, &store.location()?).await,
+            Command::Servers { command, store } => {
+                servers::servers(command, &store.location()?).await
+            }
             Command::Audit { limit, store } => admin::show_audit(limit, &store.location()?).await,
             Command::Apikeys { command, store } => {
                 admin::apikeys(command, &store.location()?).await

@@ -92,13 +92,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // other nodes may be running them, so they are taken over only when their lease runs out.
     let single_node = store.single_node();
     // The connectors a backup server can name (`backup_servers.connector`).
-    let connectors = standby_engine::Registry::new().with(
-        standby_fleet::SIM_CONNECTOR,
-        Arc::new(standby_engine::sim::SimConnector::new(
-            store.sim_ledger(),
-            settings.sim.clone(),
-        )),
-    );
+    let connectors = standby_engine::Registry::new()
+        .with(
+            standby_fleet::SIM_CONNECTOR,
+            Arc::new(standby_engine::sim::SimConnector::new(
+                store.sim_ledger(),
+                settings.sim.clone(),
+            )),
+        )
+        .with(
+            standby_store::AGENT_CONNECTOR,
+            Arc::new(standby_engine::agent::AgentConnector::new(
+                store.agents(),
+                settings.api.agent_offline_after,
+            )),
+        );
     let engine = standby_engine::Engine::start(
         store.clone(),
         settings.engine.clone(),
@@ -188,7 +196,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

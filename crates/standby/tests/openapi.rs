@@ -71,6 +71,8 @@ async fn the_document_and_the_router_agree() {
                 (false, _) => 405,
                 (true, "/token") => 400,
                 (true, "/openapi.json") => 200,
+                // Authenticated by the token in its body, which must be JSON.
+                (true, "/extensions/agent/enroll") => 415,
                 // Unauthenticated: 401 from a served route, never 404 or 405.
                 (true, _) => 401,
             };

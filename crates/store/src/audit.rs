@@ -17,6 +17,11 @@ pub enum AuditAction {
     UserEnable,
     UserRemove,
     ApiKeyAdd,
+    ServerAdd,
+    ServerReenroll,
+    ServerRemove,
+    /// An agent traded an enrollment token for its credential (or tried to).
+    AgentEnroll,
     /// Any other write through the API (an unknown route, say), as `METHOD path`.
     Request(String),
 }
@@ -37,6 +42,10 @@ impl AuditAction {
         AuditAction::UserEnable,
         AuditAction::UserRemove,
         AuditAction::ApiKeyAdd,
+        AuditAction::ServerAdd,
+        AuditAction::ServerReenroll,
+        AuditAction::ServerRemove,
+        AuditAction::AgentEnroll,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -54,6 +63,10 @@ impl AuditAction {
             AuditAction::UserEnable => "user.enable",
             AuditAction::UserRemove => "user.remove",
             AuditAction::ApiKeyAdd => "apikey.add",
+            AuditAction::ServerAdd => "server.add",
+            AuditAction::ServerReenroll => "server.reenroll",
+            AuditAction::ServerRemove => "server.remove",
+            AuditAction::AgentEnroll => "agent.enroll",
             AuditAction::Request(request) => request,
         }
     }

@@ -78,6 +78,46 @@ pub static TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "agents",
+        key: &["server_uid"],
+        columns: &[
+            ("server_uid", Text),
+            ("enrollment_hash", Text),
+            ("enrollment_expires_at", Int),
+            ("credential_hash", Text),
+            ("enrolled_at", Int),
+            ("host_name", Text),
+            ("agent_version", Text),
+            ("last_seen", Int),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "agent_commands",
+        key: &["server_uid", "operation_id"],
+        columns: &[
+            ("server_uid", Text),
+            ("operation_id", Text),
+            ("body", Text),
+            ("queued_at", Int),
+            ("delivered_at", Int),
+            ("deliveries", Int),
+            ("outcome", Text),
+            ("detail", Text),
+            ("reported_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "agent_replicas",
+        key: &["server_uid", "vm_uid"],
+        columns: &[
+            ("server_uid", Text),
+            ("vm_uid", Text),
+            ("state", Text),
+            ("version", Int),
+        ],
+    },
+    TableSpec {
         name: "plans",
         key: &["uid"],
         columns: &[

@@ -6,6 +6,7 @@
 // The SQL modules in `src/sql/` are compiled once per backend on purpose (see `sqlite/mod.rs`).
 #![allow(clippy::duplicate_mod)]
 
+pub mod agents;
 mod audit;
 pub mod catalog;
 pub mod copy;
@@ -25,6 +26,7 @@ use standby_model::{FailoverPlan, PlanObject, Role, Timestamp, TransitionRefused
 use standby_query::{Filter, Paging, SortOrder};
 use uuid::Uuid;
 
+pub use agents::{AGENT_CONNECTOR, AgentStore};
 pub use audit::{AuditAction, AuditOutcome};
 pub use location::{Location, open};
 pub use postgres::{PgStore, create_scratch_database};
@@ -554,6 +556,9 @@ pub trait Store:
     /// The `sim` connector's ledger, replicas and faults, kept in this database but apart from
     /// the plan store (see [`SimLedger`]).
     fn sim_ledger(&self) -> std::sync::Arc<dyn SimLedger>;
+
+    /// Agent-connected servers and the `agent` connector's commands (see [`AgentStore`]).
+    fn agents(&self) -> std::sync::Arc<dyn AgentStore>;
 }
 
 /// One audit record.

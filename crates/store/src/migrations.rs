@@ -54,6 +54,11 @@ const SQLITE: &[Embedded] = &[
         "connector settings",
         include_str!("../migrations/sqlite/0008_connector_settings.sql"),
     ),
+    (
+        9,
+        "agents",
+        include_str!("../migrations/sqlite/0009_agents.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -81,6 +86,11 @@ const POSTGRES: &[Embedded] = &[
         5,
         "connector settings",
         include_str!("../migrations/postgres/0005_connector_settings.sql"),
+    ),
+    (
+        6,
+        "agents",
+        include_str!("../migrations/postgres/0006_agents.sql"),
     ),
 ];
 

@@ -156,6 +156,47 @@ async fn populated(location: &Location) {
     sim.set_fault(fleet_vm, standby_fleet::SimFault::Slow, true)
         .await
         .unwrap();
+    // An agent server with its credential, a command and its result, and a replica.
+    let agents = store.agents();
+    let now = Timestamp::now();
+    let server = agents
+        .add_agent_server(
+            "dr-host",
+            organization,
+            "token-hash",
+            now.plus_millis(60_000),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    agents
+        .enroll("token-hash", "credential-hash", "host", "0.1.0", now)
+        .await
+        .unwrap()
+        .unwrap();
+    agents
+        .queue_command(server, "session/vm", "{}", now)
+        .await
+        .unwrap();
+    agents
+        .record_results(
+            server,
+            &[standby_fleet::agent::OperationResult {
+                operation_id: "session/vm".into(),
+                outcome: standby_fleet::agent::Outcome::Succeeded,
+                detail: "booted".into(),
+                replica: Some(standby_fleet::agent::ReplicaReport {
+                    vm_uid: fleet_vm,
+                    running: true,
+                    test: false,
+                    version: 1,
+                }),
+            }],
+            now,
+        )
+        .await
+        .unwrap();
 }
 
 fn everything(catalog: &'static standby_query::Catalog) -> ListQuery {

@@ -157,10 +157,12 @@ impl TestApp {
     ) -> TestApp {
         let mut command = Command::new(binary());
         command.envs(env.iter().copied());
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(store.args())
-            .args(extra);
+        command.arg("serve");
+        // A random port unless the test names one (to restart a server where its clients are).
+        if !extra.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        command.args(store.args()).args(extra);
         // Fast simulated hypervisor unless a test chooses its own timings.
         if !extra.contains(&"--sim-boot-ms") {
             command.args(["--sim-boot-ms", "20-60"]);

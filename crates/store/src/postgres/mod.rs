@@ -3,6 +3,8 @@
 //! (claiming a job, numbering a session's log lines, seeding an empty database) and migrations
 //! under sqlx's advisory lock, so nodes that start together migrate once.
 
+#[path = "../sql/agents.rs"]
+mod agents;
 #[path = "../sql/auth.rs"]
 mod auth;
 #[path = "../sql/commit.rs"]
@@ -67,6 +69,8 @@ pub struct PgStore {
     /// The engine's writes (on PostgreSQL each commits on its own connection).
     committer: commit::Committer,
     freshness: Arc<Freshness>,
+    /// Wakes the agent connector's waits and the agents' long polls in this process.
+    agent_changes: Arc<tokio::sync::Notify>,
 }
 
 /// PostgreSQL's change marker: the WAL position moves with every commit on the server, this
@@ -107,6 +111,7 @@ impl PgStore {
             committer: commit::Committer::new(pool.clone(), GROUP_COMMIT),
             pool,
             freshness,
+            agent_changes: Arc::default(),
         })
     }
 

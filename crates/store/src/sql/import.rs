@@ -100,138 +100,195 @@ pub(super) async fn seed_fleet(
     Ok(Some(summary))
 }
 
-async fn import_in(
+/// One table's rows for an upsert, each column named once beside its value: the INSERT's
+/// column list and the ON CONFLICT update are generated from the names, so adding a column is
+/// one line here and cannot leave the update list behind.
+struct Rows {
+    columns: Vec<&'static str>,
+    rows: Vec<Row>,
+}
+
+/// One row being built.
+#[derive(Default)]
+struct RowBuilder {
+    columns: Vec<&'static str>,
+    values: Row,
+}
+
+impl RowBuilder {
+    fn text(mut self, column: &'static str, value: impl Into<String>) -> Self {
+        self.columns.push(column);
+        self.values.push(Value::Text(value.into()));
+        self
+    }
+
+    fn opt_text(mut self, column: &'static str, value: Option<String>) -> Self {
+        self.columns.push(column);
+        self.values.push(Value::OptText(value));
+        self
+    }
+
+    fn opt_int(mut self, column: &'static str, value: Option<i64>) -> Self {
+        self.columns.push(column);
+        self.values.push(Value::OptInt(value));
+        self
+    }
+
+    fn int(mut self, column: &'static str, value: i64) -> Self {
+        self.columns.push(column);
+        self.values.push(Value::Int(value));
+        self
+    }
+
+    /// A filterable text with its ignorecase and lexicographic keys: `name`, `name_ci`,
+    /// `name_nat` (the three column names are given, being `'static`).
+    fn keyed(self, columns: [&'static str; 3], value: &str) -> Self {
+        let (text, folded, natural) = text_keys(value);
+        self.text(columns[0], text)
+            .text(columns[1], folded)
+            .text(columns[2], natural)
+    }
+}
+
+impl Rows {
+    fn of<T>(items: &[T], row: impl Fn(&T) -> RowBuilder) -> Rows {
+        let mut columns = Vec::new();
+        let rows = items
+            .iter()
+            .map(|item| {
+                let built = row(item);
+                if columns.is_empty() {
+                    columns = built.columns;
+                }
+                built.values
+            })
+            .collect();
+        Rows { columns, rows }
+    }
+
+    /// Inserts, updating every column but the key and `keep` on a conflict of the key.
+    async fn upsert(
+        self,
+        tx: &mut Transaction<'_, super::Db>,
+        table: &str,
+        key: &str,
+        keep: &[&str],
+    ) -> Result<u64, StoreError> {
+        let updates: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|column| **column != key && !keep.contains(column))
+            .map(|column| format!("{column} = excluded.{column}"))
+            .collect();
+        let tail = format!("ON CONFLICT ({key}) DO UPDATE SET {}", updates.join(", "));
+        insert_rows(tx, table, &self.columns, &tail, self.rows).await
+    }
+
+    /// Inserts; a row that exists already is an error.
+    async fn insert(
+        self,
+        tx: &mut Transaction<'_, super::Db>,
+        table: &str,
+    ) -> Result<u64, StoreError> {
+        insert_rows(tx, table, &self.columns, "", self.rows).await
+    }
+
+    /// Inserts, leaving rows that exist (by any unique key) as they are.
+    async fn insert_new(
+        self,
+        tx: &mut Transaction<'_, super::Db>,
+        table: &str,
+    ) -> Result<u64, StoreError> {
+        insert_rows(
+            tx,
+            table,
+            &self.columns,
+            "ON CONFLICT DO NOTHING",
+            self.rows,
+        )
+        .await
+    }
+}
+
+pub(super) async fn import_in(
     tx: &mut Transaction<'_, super::Db>,
     fleet: &Fleet,
 ) -> Result<ImportSummary, StoreError> {
     let now = Timestamp::now().ticks();
     let mut sessions_added = 0;
 
-    let organizations = insert_rows(
-        tx,
-        "organizations",
-        &["uid", "name", "kind"],
-        "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, kind = excluded.kind",
-        fleet
-            .organizations
-            .iter()
-            .map(|o| {
-                vec![
-                    Value::Text(uid_text(o.uid)),
-                    Value::Text(o.name.clone()),
-                    Value::Text(o.kind.as_str().into()),
-                ]
-            })
-            .collect(),
-    )
+    let organizations = Rows::of(&fleet.organizations, |o| {
+        RowBuilder::default()
+            .text("uid", uid_text(o.uid))
+            .text("name", o.name.as_str())
+            .text("kind", o.kind.as_str())
+    })
+    .upsert(tx, "organizations", "uid", &[])
     .await?;
-    insert_rows(
-        tx,
-        "tenants",
-        &["uid", "name", "organization_uid"],
-        "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, organization_uid = excluded.organization_uid",
-        fleet
-            .tenants
-            .iter()
-            .map(|t| vec![Value::Text(uid_text(t.uid)), Value::Text(t.name.clone()), Value::Text(uid_text(t.organization_uid))])
-            .collect(),
-    )
+    Rows::of(&fleet.tenants, |t| {
+        RowBuilder::default()
+            .text("uid", uid_text(t.uid))
+            .text("name", t.name.as_str())
+            .text("organization_uid", uid_text(t.organization_uid))
+    })
+    .upsert(tx, "tenants", "uid", &[])
     .await?;
-    let servers = insert_rows(
-        tx,
-        "backup_servers",
-        &["uid", "name", "organization_uid", "connector", "connector_settings"],
-        "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, organization_uid = excluded.organization_uid, \
-         connector = excluded.connector, connector_settings = excluded.connector_settings",
-        fleet
-            .servers
-            .iter()
-            .map(|s| {
-                vec![
-                    Value::Text(uid_text(s.uid)),
-                    Value::Text(s.name.clone()),
-                    Value::Text(uid_text(s.organization_uid)),
-                    Value::Text(s.connector.clone()),
-                    Value::Text(s.connector_settings.to_json()),
-                ]
-            })
-            .collect(),
-    )
+    let servers = Rows::of(&fleet.servers, |s| {
+        RowBuilder::default()
+            .text("uid", uid_text(s.uid))
+            .text("name", s.name.as_str())
+            .text("organization_uid", uid_text(s.organization_uid))
+            .text("connector", s.connector.as_str())
+            .text("connector_settings", s.connector_settings.to_json())
+    })
+    .upsert(tx, "backup_servers", "uid", &[])
     .await?;
-    let plans = insert_rows(
-        tx,
-        "plans",
-        &[
-            "uid", "original_uid", "backup_server_uid", "name", "name_ci", "name_nat", "type", "status", "tenant_uid",
-            "pre_failover_command", "pre_failover_command_ci", "pre_failover_command_nat", "post_failover_command",
-            "post_failover_command_ci", "post_failover_command_nat", "updated_at",
-        ],
-        "ON CONFLICT (uid) DO UPDATE SET original_uid = excluded.original_uid, backup_server_uid = excluded.backup_server_uid, \
-         name = excluded.name, name_ci = excluded.name_ci, name_nat = excluded.name_nat, type = excluded.type, \
-         tenant_uid = excluded.tenant_uid, pre_failover_command = excluded.pre_failover_command, \
-         pre_failover_command_ci = excluded.pre_failover_command_ci, pre_failover_command_nat = excluded.pre_failover_command_nat, \
-         post_failover_command = excluded.post_failover_command, post_failover_command_ci = excluded.post_failover_command_ci, \
-         post_failover_command_nat = excluded.post_failover_command_nat, updated_at = excluded.updated_at",
-        fleet
-            .plans
-            .iter()
-            .map(|p| {
-                let (name, name_ci, name_nat) = text_keys(&p.name);
-                let (pre, pre_ci, pre_nat) = text_keys(&p.pre_failover_command);
-                let (post, post_ci, post_nat) = text_keys(&p.post_failover_command);
-                vec![
-                    Value::Text(uid_text(p.uid)),
-                    Value::Text(uid_text(p.original_uid)),
-                    Value::Text(uid_text(p.backup_server_uid)),
-                    Value::Text(name),
-                    Value::Text(name_ci),
-                    Value::Text(name_nat),
-                    Value::Text(p.plan_type.as_str().into()),
-                    Value::Text(PlanStatus::Ready.as_str().into()),
-                    Value::OptText(p.tenant_uid.map(uid_text)),
-                    Value::Text(pre),
-                    Value::Text(pre_ci),
-                    Value::Text(pre_nat),
-                    Value::Text(post),
-                    Value::Text(post_ci),
-                    Value::Text(post_nat),
-                    Value::Int(now),
-                ]
-            })
-            .collect(),
-    )
+    // A re-import never touches a plan's status (its sessions own it).
+    let plans = Rows::of(&fleet.plans, |p| {
+        RowBuilder::default()
+            .text("uid", uid_text(p.uid))
+            .text("original_uid", uid_text(p.original_uid))
+            .text("backup_server_uid", uid_text(p.backup_server_uid))
+            .keyed(["name", "name_ci", "name_nat"], &p.name)
+            .text("type", p.plan_type.as_str())
+            .text("status", PlanStatus::Ready.as_str())
+            .opt_text("tenant_uid", p.tenant_uid.map(uid_text))
+            .keyed(
+                [
+                    "pre_failover_command",
+                    "pre_failover_command_ci",
+                    "pre_failover_command_nat",
+                ],
+                &p.pre_failover_command,
+            )
+            .keyed(
+                [
+                    "post_failover_command",
+                    "post_failover_command_ci",
+                    "post_failover_command_nat",
+                ],
+                &p.post_failover_command,
+            )
+            .int("updated_at", now)
+    })
+    .upsert(tx, "plans", "uid", &["status"])
     .await?;
-    let objects = insert_rows(
-        tx,
-        "plan_objects",
-        &[
-            "uid", "plan_uid", "backup_server_uid", "name", "name_ci", "name_nat", "host_name", "host_name_ci", "host_name_nat",
-            "folder_name", "folder_name_ci", "folder_name_nat", "path", "path_ci", "path_nat", "boot_order", "boot_delay_seconds",
-        ],
-        "ON CONFLICT (uid) DO UPDATE SET plan_uid = excluded.plan_uid, backup_server_uid = excluded.backup_server_uid, \
-         name = excluded.name, name_ci = excluded.name_ci, name_nat = excluded.name_nat, host_name = excluded.host_name, \
-         host_name_ci = excluded.host_name_ci, host_name_nat = excluded.host_name_nat, folder_name = excluded.folder_name, \
-         folder_name_ci = excluded.folder_name_ci, folder_name_nat = excluded.folder_name_nat, path = excluded.path, \
-         path_ci = excluded.path_ci, path_nat = excluded.path_nat, boot_order = excluded.boot_order, \
-         boot_delay_seconds = excluded.boot_delay_seconds",
-        fleet
-            .objects
-            .iter()
-            .map(|o| {
-                let mut row = vec![
-                    Value::Text(uid_text(o.uid)),
-                    Value::Text(uid_text(o.plan_uid)),
-                    Value::Text(uid_text(o.backup_server_uid)),
-                ];
-                for text in [&o.name, &o.host_name, &o.folder_name, &o.path] {
-                    let (value, folded, natural) = text_keys(text);
-                    row.extend([Value::Text(value), Value::Text(folded), Value::Text(natural)]);
-                }
-                row.extend([Value::Int(i64::from(o.boot_order)), Value::Int(i64::from(o.boot_delay_seconds))]);
-                row
-            })
-            .collect(),
-    )
+    let objects = Rows::of(&fleet.objects, |o| {
+        RowBuilder::default()
+            .text("uid", uid_text(o.uid))
+            .text("plan_uid", uid_text(o.plan_uid))
+            .text("backup_server_uid", uid_text(o.backup_server_uid))
+            .keyed(["name", "name_ci", "name_nat"], &o.name)
+            .keyed(["host_name", "host_name_ci", "host_name_nat"], &o.host_name)
+            .keyed(
+                ["folder_name", "folder_name_ci", "folder_name_nat"],
+                &o.folder_name,
+            )
+            .keyed(["path", "path_ci", "path_nat"], &o.path)
+            .int("boot_order", i64::from(o.boot_order))
+            .int("boot_delay_seconds", i64::from(o.boot_delay_seconds))
+    })
+    .upsert(tx, "plan_objects", "uid", &[])
     .await?;
     // Only the plans this fleet declares (a fleet's VMs are always in its own plans): a large
     // fleet imported slice by slice must not recount every plan each time.
@@ -298,23 +355,13 @@ async fn import_in(
         faults,
     )
     .await?;
-    let restore_points_added = insert_rows(
-        tx,
-        "restore_points",
-        &["uid", "object_uid", "created_at"],
-        "ON CONFLICT (uid) DO NOTHING",
-        fleet
-            .restore_points
-            .iter()
-            .map(|p| {
-                vec![
-                    Value::Text(uid_text(p.uid)),
-                    Value::Text(uid_text(p.object_uid)),
-                    Value::Int(p.created_at.ticks()),
-                ]
-            })
-            .collect(),
-    )
+    let restore_points_added = Rows::of(&fleet.restore_points, |p| {
+        RowBuilder::default()
+            .text("uid", uid_text(p.uid))
+            .text("object_uid", uid_text(p.object_uid))
+            .int("created_at", p.created_at.ticks())
+    })
+    .insert_new(tx, "restore_points")
     .await?;
 
     for session in &fleet.history {
@@ -341,68 +388,35 @@ async fn import_in(
             continue;
         }
         sessions_added += 1;
-        insert_rows(
-            tx,
-            "session_messages",
-            &[
-                "session_uid",
-                "seq",
-                "title",
-                "description",
-                "severity",
-                "start_time",
-                "end_time",
-            ],
-            "",
-            session
-                .messages
-                .iter()
-                .enumerate()
-                .map(|(seq, m)| {
-                    vec![
-                        Value::Text(uid_text(session.uid)),
-                        Value::Int(seq as i64),
-                        Value::Text(m.title.clone()),
-                        Value::Text(m.description.clone()),
-                        Value::Text(m.severity.as_str().into()),
-                        Value::OptInt(m.start_time.map(|t| t.ticks())),
-                        Value::OptInt(m.end_time.map(|t| t.ticks())),
-                    ]
-                })
-                .collect(),
-        )
+        let messages: Vec<(usize, &standby_model::SessionMessage)> =
+            session.messages.iter().enumerate().collect();
+        Rows::of(&messages, |(seq, m)| {
+            RowBuilder::default()
+                .text("session_uid", uid_text(session.uid))
+                .int("seq", *seq as i64)
+                .text("title", m.title.as_str())
+                .text("description", m.description.as_str())
+                .text("severity", m.severity.as_str())
+                .opt_int("start_time", m.start_time.map(|t| t.ticks()))
+                .opt_int("end_time", m.end_time.map(|t| t.ticks()))
+        })
+        .insert(tx, "session_messages")
         .await?;
-        insert_rows(
-            tx,
-            "vm_sessions",
-            &[
-                "uid",
-                "session_uid",
-                "object_uid",
-                "backup_status",
-                "restore_point_uid",
-                "restore_point_time",
-                "start_time",
-                "end_time",
-            ],
-            "",
-            session
-                .vm_sessions
-                .iter()
-                .map(|v| {
-                    vec![
-                        Value::Text(uid_text(v.uid)),
-                        Value::Text(uid_text(session.uid)),
-                        Value::Text(uid_text(v.object_uid)),
-                        Value::Text(v.backup_status.as_str().into()),
-                        Value::OptText(v.restore_point_uid.map(uid_text)),
-                        Value::OptInt(v.restore_point_time.map(|t| t.ticks())),
-                        Value::Int(v.start_time.ticks()),
-                        Value::OptInt(v.end_time.map(|t| t.ticks())),
-                    ]
-                })
-                .collect(),
-        )
+        Rows::of(&session.vm_sessions, |v| {
+            RowBuilder::default()
+                .text("uid", uid_text(v.uid))
+                .text("session_uid", uid_text(session.uid))
+                .text("object_uid", uid_text(v.object_uid))
+                .text("backup_status", v.backup_status.as_str())
+                .opt_text("restore_point_uid", v.restore_point_uid.map(uid_text))
+                .opt_int(
+                    "restore_point_time",
+                    v.restore_point_time.map(|t| t.ticks()),
+                )
+                .int("start_time", v.start_time.ticks())
+                .opt_int("end_time", v.end_time.map(|t| t.ticks()))
+        })
+        .insert(tx, "vm_sessions")
         .await?;
         sqlx::query(
             "UPDATE plan_objects SET restore_session_uid = (SELECT v.uid FROM vm_sessions v \

@@ -61,6 +61,15 @@ impl Store for super::BackendStore {
             committer: self.committer.clone(),
         })
     }
+
+    fn agents(&self) -> std::sync::Arc<dyn AgentStore> {
+        std::sync::Arc::new(super::agents::SqlAgentStore {
+            pool: self.pool.clone(),
+            writer: self.writer.clone(),
+            freshness: self.freshness.clone(),
+            changes: self.agent_changes.clone(),
+        })
+    }
 }
 
 #[async_trait]

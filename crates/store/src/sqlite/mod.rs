@@ -2,6 +2,8 @@
 //! open. The SQL itself lives in `../sql/`, shared with PostgreSQL: each backend compiles those
 //! modules against its own `Db` type, so there is one copy of every query and no generic bounds.
 
+#[path = "../sql/agents.rs"]
+mod agents;
 #[path = "../sql/auth.rs"]
 mod auth;
 #[path = "../sql/commit.rs"]
@@ -68,6 +70,8 @@ pub struct SqliteStore {
     /// The engine's writes, committed in groups on `writer`.
     committer: commit::Committer,
     freshness: Arc<Freshness>,
+    /// Wakes the agent connector's waits and the agents' long polls in this process.
+    agent_changes: Arc<tokio::sync::Notify>,
 }
 
 /// SQLite's change marker for commits by other connections, this process's or another's.
@@ -133,6 +137,7 @@ impl SqliteStore {
             committer: commit::Committer::new(writer.clone(), GROUP_COMMIT),
             writer,
             freshness,
+            agent_changes: Arc::default(),
         })
     }
 

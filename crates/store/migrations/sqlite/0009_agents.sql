@@ -1,0 +1,40 @@
+-- The Standby agent: a backup server whose host runs `standby agent` and connects out to us.
+-- Only hashes of the enrollment token and of the agent's credential are kept (SHA-256 hex).
+CREATE TABLE agents (
+    server_uid            TEXT PRIMARY KEY REFERENCES backup_servers (uid),
+    -- Set while an enrollment token is outstanding; cleared when it is used.
+    enrollment_hash       TEXT UNIQUE,
+    enrollment_expires_at INTEGER,
+    credential_hash       TEXT UNIQUE,
+    enrolled_at           INTEGER,
+    host_name             TEXT NOT NULL DEFAULT '',
+    agent_version         TEXT NOT NULL DEFAULT '',
+    last_seen             INTEGER,
+    created_at            INTEGER NOT NULL
+);
+
+-- The agent connector's durable commands: one row per operation id and server, queued by the
+-- engine, delivered to the agent (at least once), finished by the agent's report.
+CREATE TABLE agent_commands (
+    server_uid   TEXT NOT NULL REFERENCES backup_servers (uid),
+    operation_id TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    queued_at    INTEGER NOT NULL,
+    delivered_at INTEGER,
+    deliveries   INTEGER NOT NULL DEFAULT 0,
+    outcome      TEXT CHECK (outcome IN ('running', 'succeeded', 'failed', 'cancelled')),
+    detail       TEXT NOT NULL DEFAULT '',
+    reported_at  INTEGER,
+    PRIMARY KEY (server_uid, operation_id)
+);
+CREATE INDEX agent_commands_queue ON agent_commands (server_uid, queued_at);
+
+-- Each VM replica's state as its agent last reported it; `version` is the agent's own counter,
+-- so a late report never overwrites a newer one.
+CREATE TABLE agent_replicas (
+    server_uid TEXT NOT NULL REFERENCES backup_servers (uid),
+    vm_uid     TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('off', 'failover', 'test')),
+    version    INTEGER NOT NULL,
+    PRIMARY KEY (server_uid, vm_uid)
+);
