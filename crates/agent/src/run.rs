@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use standby_fleet::agent::{
     Command, CommandAction, ENROLLMENT_PREFIX, EnrollRequest, Heartbeat, Inventory, InventoryPlan,
-    InventoryVm, Results, agent_vm_uid,
+    InventoryVm, OperationResult, Outcome, Results, agent_vm_uid,
 };
 use standby_model::Timestamp;
 use tokio::sync::Notify;
@@ -808,9 +808,15 @@ impl<D: Driver> Agent<D> {
                     if !commands.is_empty() {
                         debug!(count = commands.len(), all, "commands received");
                     }
+                    let received: Vec<String> = commands
+                        .iter()
+                        .filter_map(|command| command.get("operationId")?.as_str())
+                        .map(str::to_owned)
+                        .collect();
                     for command in commands {
                         self.handle_value(command).await?;
                     }
+                    self.acknowledge(received).await;
                 }
                 Err(CallError::Unauthorized(_)) => return Err(AgentError::Revoked),
                 Err(CallError::Unavailable(message)) => {
@@ -825,6 +831,30 @@ impl<D: Driver> Agent<D> {
                     tokio::time::sleep(backoff.next_wait()).await;
                 }
             }
+        }
+    }
+
+    /// Tells the control plane these commands arrived (and are in the ledger), so it does not
+    /// deliver them again. Best effort: a lost acknowledgement costs a duplicate delivery, which
+    /// the ledger makes harmless.
+    async fn acknowledge(&self, received: Vec<String>) {
+        if received.is_empty() {
+            return;
+        }
+        let results = received
+            .into_iter()
+            .map(|operation_id| OperationResult {
+                operation_id,
+                outcome: Outcome::Running,
+                detail: String::new(),
+                replica: None,
+            })
+            .collect();
+        if let Err(error) = self.control.post_results(&Results { results }).await {
+            debug!(
+                ?error,
+                "acknowledging commands failed; they may be delivered again"
+            );
         }
     }
 

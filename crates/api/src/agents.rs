@@ -307,6 +307,7 @@ pub async fn inventory(
         vms = fleet.objects.len(),
         restore_points_added = change.summary.restore_points_added,
         restore_points_removed = change.restore_points_removed,
+        vms_removed = change.vms_removed,
         "inventory applied"
     );
     data(
@@ -315,8 +316,8 @@ pub async fn inventory(
             plans: fleet.plans.len() as u64,
             vms: fleet.objects.len() as u64,
             restore_points_added: change.summary.restore_points_added,
-            plans_removed: Vec::new(),
-            plans_kept: change.plans_not_reported,
+            plans_removed: change.plans_removed,
+            plans_kept: change.plans_kept,
         },
     )
 }

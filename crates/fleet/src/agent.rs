@@ -61,8 +61,9 @@ pub struct Enrolled {
 }
 
 /// The plans configured on the host, as its manifest declares them, with the restore points
-/// its driver found. Upserted for the server; restore points not listed are removed; plans not
-/// listed stay (and are named in [`InventoryApplied::plans_kept`]).
+/// its driver found. Upserted for the server; restore points not listed are removed, and so are
+/// VMs and plans not listed that no session ever ran on (the others are kept, with their
+/// history: [`InventoryApplied::plans_kept`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Inventory {
@@ -113,10 +114,10 @@ pub struct InventoryApplied {
     pub plans: u64,
     pub vms: u64,
     pub restore_points_added: u64,
-    /// Plans the host no longer reports, removed now (none yet: see `plans_kept`).
+    /// Plans the host no longer reports, removed now (no session ever ran on them).
     pub plans_removed: Vec<String>,
-    /// Plans of the server the host no longer reports; they stay, with their history, until
-    /// removal of unreported plans is built.
+    /// Plans the host no longer reports that are kept: a session ran on them (their history
+    /// stays) or runs now.
     pub plans_kept: Vec<String>,
 }
 

@@ -992,3 +992,197 @@ async fn agent_routes_refuse_bad_input_and_keep_companies_apart() {
         "{answer}"
     );
 }
+
+/// A process that does not outlive its test, whatever the test's end.
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_agent_verifies_the_control_planes_certificate() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    // A certificate authority of our own, and the server's certificate signed by it.
+    let made = Command::new("sh")
+        .current_dir(temp.path())
+        .args([
+            "-c",
+            "set -e
+             printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > leaf.ext
+             openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj '/CN=Standby test CA' \\
+                 -keyout ca.key -out ca.pem 2>/dev/null
+             openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem \\
+                 -out leaf.csr 2>/dev/null
+             openssl x509 -req -days 1 -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial \\
+                 -extfile leaf.ext -out cert.pem 2>/dev/null",
+        ])
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let file = |name: &str| temp.path().join(name);
+    let data = file("data");
+    std::fs::write(file("fleet.toml"), one_plan_fleet("Sim plan", 1)).expect("fleet");
+    let mut server = KilledOnDrop(
+        Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .arg("--fleet")
+            .arg(file("fleet.toml"))
+            .arg("--tls-cert")
+            .arg(file("cert.pem"))
+            .arg("--tls-key")
+            .arg(file("key.pem"))
+            .env("STANDBY_ADMIN_USER", ADMIN)
+            .env("STANDBY_ADMIN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("serve"),
+    );
+    let stdout = server.0.stdout.take().expect("stdout");
+    let base = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("standby: listening on ")
+                .map(str::to_owned)
+        })
+        .expect("a listening line");
+    assert!(base.starts_with("https://"), "{base}");
+    let cli = |args: &[&str]| {
+        let output = Command::new(binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("standby");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let token = cli(&["servers", "add", SERVER, "--org", "MSP"])
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+
+    // Without the CA: the certificate is refused, nothing is enrolled.
+    let untrusting = host((100, 200));
+    let mut agent = Agent::start(
+        &base,
+        &untrusting.config,
+        &untrusting.state_dir,
+        Some(&token),
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!untrusting.state_dir.join("credential").exists());
+    let said = agent.stderr();
+    assert!(said.contains("invalid peer certificate"), "{said}");
+    agent.kill();
+
+    // With it (`--ca-cert`, here as its environment variable): enrolled, and online.
+    let trusting = host((100, 200));
+    let mut command = Command::new(binary());
+    command.env("STANDBY_AGENT_CA_CERT", file("ca.pem"));
+    let _agent = Agent::start_with(
+        command,
+        &base,
+        &trusting.config,
+        &trusting.state_dir,
+        Some(&token),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed: Value =
+            serde_json::from_str(&cli(&["servers", "list", "-o", "json"])).expect("json");
+        let server = listed
+            .as_array()
+            .and_then(|servers| servers.iter().find(|s| s["name"] == SERVER).cloned())
+            .unwrap_or_default();
+        if server["online"] == true && server["enrolled"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not online over HTTPS: {server}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn what_the_host_stops_reporting_goes_unless_a_session_remembers_it() {
+    let app = server_app(&["--vm-step-timeout-seconds", "2"]).await;
+    let token = add_server(&app, SERVER);
+    let credential = enroll_over_http(&app, &token).await;
+    let push = |plans: Vec<(&str, Vec<&str>)>| {
+        let plans: Vec<Value> = plans
+            .into_iter()
+            .map(|(name, vms)| inventory(name, "Local", None, &vms)["plans"][0].clone())
+            .collect();
+        app.http
+            .put(app.url("/api/v3/extensions/agent/inventory"))
+            .bearer_auth(&credential)
+            .json(&serde_json::json!({"agentVersion": "test", "driver": "sim", "plans": plans}))
+    };
+    let (status, body) = send(push(vec![("A", vec!["a", "b"]), ("B", vec!["c"])])).await;
+    assert_eq!(status, 200, "{body}");
+    // B gets a history: a run that fails (no agent executes it) within the 2 s step deadline.
+    let b = wait_for_plan(&app, "B").await["instanceUid"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    start_plan(&app, &b, true).await;
+    assert_eq!(
+        app.wait_for(&b, &["Success", "Failed"]).await["status"],
+        "Failed"
+    );
+
+    // VM b and plan B are no longer reported: b goes (it never ran), B stays (it did).
+    let (status, body) = send(push(vec![("A", vec!["a"])])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["plansKept"],
+        serde_json::json!(["B"]),
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["plansRemoved"],
+        serde_json::json!([]),
+        "{body}"
+    );
+    let a = wait_for_plan(&app, "A").await;
+    assert_eq!(a["objectsCount"], 1, "{a}");
+    let vms: Vec<Value> = app
+        .objects_of(a["instanceUid"].as_str().expect("uid"))
+        .await;
+    assert_eq!(vms.len(), 1);
+    assert_eq!(vms[0]["name"], "a");
+
+    // Nothing reported: A goes, B stays with its history.
+    let (status, body) = send(push(vec![])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["plansRemoved"],
+        serde_json::json!(["A"]),
+        "{body}"
+    );
+    let names: Vec<Value> = app
+        .all_plans()
+        .await
+        .into_iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert!(!names.contains(&serde_json::json!("A")), "{names:?}");
+    assert!(names.contains(&serde_json::json!("B")), "{names:?}");
+}

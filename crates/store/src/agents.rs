@@ -108,8 +108,13 @@ pub struct InventoryChange {
     pub summary: ImportSummary,
     /// Restore points the host no longer has, removed.
     pub restore_points_removed: u64,
-    /// Plans of the server that the push did not name (left in place).
-    pub plans_not_reported: Vec<String>,
+    /// VMs of the reported plans that the host no longer lists and no session ever ran on.
+    pub vms_removed: u64,
+    /// Plans of the server the push did not name, removed: no session ever ran on them.
+    pub plans_removed: Vec<String>,
+    /// Plans of the server the push did not name, kept because sessions ran on them (their
+    /// history) or run now.
+    pub plans_kept: Vec<String>,
 }
 
 #[async_trait]
@@ -176,8 +181,8 @@ pub trait AgentStore: Send + Sync + 'static {
     async fn tenant_by_name(&self, name: &str) -> Result<Option<(Uuid, Uuid)>, StoreError>;
 
     /// Upserts the plans, VMs and restore points an agent reported for `server` (the fleet's
-    /// records, all of that server; its tenants are created if new), and removes the restore
-    /// points of those VMs that were not reported.
+    /// records, all of that server; its tenants are created if new), and removes what the host
+    /// no longer reports: restore points, and VMs and plans no session ever ran on.
     async fn apply_inventory(
         &self,
         server: Uuid,
@@ -200,7 +205,8 @@ pub trait AgentStore: Send + Sync + 'static {
     ) -> Result<Option<QueuedCommand>, StoreError>;
 
     /// Commands without a final result for the agent to run, oldest first, marked delivered:
-    /// those never delivered, or with `all` every one (an agent that just started).
+    /// those never delivered or delivered long ago and never acknowledged, or with `all` every
+    /// one (an agent that just started).
     async fn take_commands(
         &self,
         server: Uuid,

@@ -85,6 +85,10 @@ fn identity(row: &DbRow) -> Result<AgentIdentity, StoreError> {
     })
 }
 
+/// A command delivered this long ago and still not acknowledged by the agent (a `running` or a
+/// final result) is delivered again: the answer carrying it may have been lost.
+const REDELIVER_AFTER_MS: i64 = 30_000;
+
 /// Longest detail kept from an agent's report (a script's output tail is at most 4 KiB).
 const MAX_DETAIL: usize = 8192;
 
@@ -414,6 +418,32 @@ impl AgentStore for SqlAgentStore {
                 }
             }
         }
+        // VMs of reported plans that the host no longer lists, and plans it no longer lists:
+        // removed when nothing remembers them; kept while a session ran on them (their
+        // history) or runs (a session would lose its VMs).
+        let reported_vms: Vec<String> = fleet.objects.iter().map(|vm| uid_text(vm.uid)).collect();
+        let mut vms_removed = 0;
+        for plan in &fleet.plans {
+            let vms: Vec<(String,)> =
+                sqlx::query_as("SELECT uid FROM plan_objects WHERE plan_uid = $1")
+                    .bind(uid_text(plan.uid))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (vm,) in vms.into_iter().filter(|(vm,)| !reported_vms.contains(vm)) {
+                if remove_vm_without_history(&mut tx, server, &vm).await? {
+                    vms_removed += 1;
+                }
+            }
+            if vms_removed > 0 {
+                sqlx::query(
+                    "UPDATE plans SET objects_count = (SELECT COUNT(*) FROM plan_objects o WHERE o.plan_uid = plans.uid) \
+                     WHERE uid = $1",
+                )
+                .bind(uid_text(plan.uid))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         let plans: Vec<(String, String)> = sqlx::query_as(
             "SELECT uid, name FROM plans WHERE backup_server_uid = $1 ORDER BY name",
         )
@@ -421,17 +451,44 @@ impl AgentStore for SqlAgentStore {
         .fetch_all(&mut *tx)
         .await?;
         let reported: Vec<String> = fleet.plans.iter().map(|plan| uid_text(plan.uid)).collect();
-        let plans_not_reported = plans
-            .into_iter()
-            .filter(|(uid, _)| !reported.contains(uid))
-            .map(|(_, name)| name)
-            .collect();
+        let (mut plans_removed, mut plans_kept) = (Vec::new(), Vec::new());
+        for (uid, name) in plans.into_iter().filter(|(uid, _)| !reported.contains(uid)) {
+            let sessions: (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE plan_uid = $1")
+                    .bind(&uid)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if sessions.0 > 0 {
+                plans_kept.push(name);
+                continue;
+            }
+            let vms: Vec<(String,)> =
+                sqlx::query_as("SELECT uid FROM plan_objects WHERE plan_uid = $1")
+                    .bind(&uid)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let mut all_gone = true;
+            for (vm,) in vms {
+                all_gone &= remove_vm_without_history(&mut tx, server, &vm).await?;
+            }
+            if !all_gone {
+                plans_kept.push(name);
+                continue;
+            }
+            sqlx::query("DELETE FROM plans WHERE uid = $1")
+                .bind(&uid)
+                .execute(&mut *tx)
+                .await?;
+            plans_removed.push(name);
+        }
         tx.commit().await?;
         self.freshness.advance();
         Ok(InventoryChange {
             summary,
             restore_points_removed: removed,
-            plans_not_reported,
+            vms_removed,
+            plans_removed,
+            plans_kept,
         })
     }
 
@@ -488,16 +545,26 @@ impl AgentStore for SqlAgentStore {
         limit: u32,
         now: Timestamp,
     ) -> Result<Vec<QueuedCommand>, StoreError> {
-        let undelivered = if all { "" } else { " AND delivered_at IS NULL" };
+        // Not only the never delivered: also those delivered a while ago that the agent never
+        // acknowledged (a poll's answer lost on the way), delivered again.
+        let undelivered = if all {
+            ""
+        } else {
+            " AND (delivered_at IS NULL OR (outcome IS NULL AND delivered_at < $3))"
+        };
         let mut tx = self.writer.begin().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COMMAND_COLUMNS} WHERE server_uid = $1 AND (outcome IS NULL OR outcome = 'running'){undelivered} \
              ORDER BY queued_at, operation_id LIMIT $2"
         )))
         .bind(uid_text(server))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(i64::from(limit));
+        let query = if all {
+            query
+        } else {
+            query.bind(now.plus_millis(-(REDELIVER_AFTER_MS)).ticks())
+        };
+        let rows = query.fetch_all(&mut *tx).await?;
         let candidates: Vec<QueuedCommand> =
             rows.iter().map(queued_command).collect::<Result<_, _>>()?;
         let mut commands = Vec::with_capacity(candidates.len());
@@ -554,7 +621,7 @@ impl AgentStore for SqlAgentStore {
         let mut tx = self.writer.begin().await?;
         for result in results {
             // Only a command still open takes a result: the first final one is the one kept.
-            finished += sqlx::query(
+            let changed = sqlx::query(
                 "UPDATE agent_commands SET outcome = $3, detail = $4, reported_at = $5 \
                  WHERE server_uid = $1 AND operation_id = $2 AND (outcome IS NULL OR outcome = 'running')",
             )
@@ -566,6 +633,9 @@ impl AgentStore for SqlAgentStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if result.outcome.is_final() {
+                finished += changed;
+            }
             if let Some(replica) = &result.replica {
                 upsert_replica(&mut tx, server, replica).await?;
             }
@@ -676,6 +746,35 @@ impl SqlAgentStore {
         .await?;
         row.as_ref().map(identity).transpose()
     }
+}
+
+/// Removes a VM with its restore points unless a session ever ran on it; `true` if removed.
+async fn remove_vm_without_history(
+    tx: &mut sqlx::Transaction<'_, super::Db>,
+    server: Uuid,
+    vm: &str,
+) -> Result<bool, StoreError> {
+    let steps: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM vm_sessions WHERE object_uid = $1")
+        .bind(vm)
+        .fetch_one(&mut **tx)
+        .await?;
+    if steps.0 > 0 {
+        return Ok(false);
+    }
+    for statement in [
+        "DELETE FROM restore_points WHERE object_uid = $1",
+        "DELETE FROM sim_replicas WHERE object_uid = $1",
+        "DELETE FROM sim_faults WHERE target_uid = $1",
+        "DELETE FROM plan_objects WHERE uid = $1",
+    ] {
+        sqlx::query(statement).bind(vm).execute(&mut **tx).await?;
+    }
+    sqlx::query("DELETE FROM agent_replicas WHERE server_uid = $1 AND vm_uid = $2")
+        .bind(uid_text(server))
+        .bind(vm)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
 }
 
 async fn upsert_replica(
