@@ -546,7 +546,11 @@ async fn an_agents_credential_serves_its_server_only_and_a_revoked_one_stops_the
     let app = server_app(&[]).await;
     let host = host((100, 200));
     let token = add_server(&app, SERVER);
-    let mut agent = Agent::start(&app.base, &host.config, &host.state_dir, Some(&token));
+    // A password in the control URL (a proxy's, say) is neither sent nor logged.
+    let url = app
+        .base
+        .replace("http://", "http://proxy-user:hunter2-secret@");
+    let mut agent = Agent::start(&url, &host.config, &host.state_dir, Some(&token));
     wait_for_plan(&app, PLAN).await;
     let credential = std::fs::read_to_string(host.state_dir.join("credential"))
         .expect("the credential")
@@ -556,6 +560,10 @@ async fn an_agents_credential_serves_its_server_only_and_a_revoked_one_stops_the
     assert!(
         !agent.stderr().contains(&credential),
         "the credential is in the agent's log"
+    );
+    assert!(
+        !agent.stderr().contains("hunter2-secret") && !agent.stderr().contains(&token),
+        "the URL's password or the token is in the agent's log"
     );
     // Every VSPC route and every user extension refuses it.
     for path in [
