@@ -265,6 +265,28 @@ async fn wait_for_plan(app: &TestApp, name: &str) -> Value {
     }
 }
 
+/// A server, a host with simulated boots of `boot_ms`, its agent enrolled, its plan listed.
+struct Running {
+    app: TestApp,
+    host: Host,
+    agent: Agent,
+    uid: String,
+}
+
+async fn running(boot_ms: (u64, u64), extra: &[&str]) -> Running {
+    let app = server_app(extra).await;
+    let host = host(boot_ms);
+    let token = add_server(&app, SERVER);
+    let agent = Agent::start(&app.base, &host.config, &host.state_dir, Some(&token));
+    let uid = plan_uid(&app).await;
+    Running {
+        app,
+        host,
+        agent,
+        uid,
+    }
+}
+
 /// The UID of the agent's plan, once it is listed.
 async fn plan_uid(app: &TestApp) -> String {
     wait_for_plan(app, PLAN).await["instanceUid"]
@@ -379,11 +401,12 @@ async fn a_plan_on_an_agents_host_runs_from_a_vspc_start_through_the_agent_and_b
 
 #[tokio::test]
 async fn the_agent_killed_mid_run_resumes_and_runs_nothing_twice() {
-    let app = server_app(&[]).await;
-    let host = host((2_500, 3_500));
-    let token = add_server(&app, SERVER);
-    let mut agent = Agent::start(&app.base, &host.config, &host.state_dir, Some(&token));
-    let uid = plan_uid(&app).await;
+    let Running {
+        app,
+        host,
+        mut agent,
+        uid,
+    } = running((2_500, 3_500), &[]).await;
     start_plan(&app, &uid, false).await;
     // Mid-run: a VM is booting on the host.
     agent.wait_for_a_failover().await;
@@ -408,11 +431,12 @@ async fn the_agent_killed_mid_run_resumes_and_runs_nothing_twice() {
 
 #[tokio::test]
 async fn the_control_plane_killed_mid_run_finds_the_agent_again_and_the_run_completes() {
-    let app = server_app(&[]).await;
-    let host = host((2_500, 3_500));
-    let token = add_server(&app, SERVER);
-    let agent = Agent::start(&app.base, &host.config, &host.state_dir, Some(&token));
-    let uid = plan_uid(&app).await;
+    let Running {
+        app,
+        host: _host,
+        agent,
+        uid,
+    } = running((2_500, 3_500), &[]).await;
     start_plan(&app, &uid, false).await;
     agent.wait_for_a_failover().await;
     let address = app.base.trim_start_matches("http://").to_owned();
@@ -433,17 +457,21 @@ async fn the_control_plane_killed_mid_run_finds_the_agent_again_and_the_run_comp
 
 #[tokio::test]
 async fn an_agent_gone_past_the_step_deadline_fails_its_vms_with_the_reason() {
-    let app = server_app(&[
-        "--vm-step-timeout-seconds",
-        "6",
-        "--agent-offline-seconds",
-        "3",
-    ])
+    let Running {
+        app,
+        host: _host,
+        agent,
+        uid,
+    } = running(
+        (100, 200),
+        &[
+            "--vm-step-timeout-seconds",
+            "6",
+            "--agent-offline-seconds",
+            "3",
+        ],
+    )
     .await;
-    let host = host((100, 200));
-    let token = add_server(&app, SERVER);
-    let agent = Agent::start(&app.base, &host.config, &host.state_dir, Some(&token));
-    let uid = plan_uid(&app).await;
     // Stopped, not dead: it holds its connections and says nothing.
     agent.signal("STOP");
     tokio::time::sleep(Duration::from_secs(7)).await;
@@ -651,11 +679,12 @@ async fn an_agents_credential_serves_its_server_only_and_a_revoked_one_stops_the
 
 #[tokio::test]
 async fn a_server_is_not_removed_while_a_plan_on_it_runs() {
-    let app = server_app(&[]).await;
-    let host = host((3_000, 4_000));
-    let token = add_server(&app, SERVER);
-    let _agent = Agent::start(&app.base, &host.config, &host.state_dir, Some(&token));
-    let uid = plan_uid(&app).await;
+    let Running {
+        app,
+        host: _host,
+        agent: _agent,
+        uid,
+    } = running((3_000, 4_000), &[]).await;
     start_plan(&app, &uid, true).await;
     let (ok, _, stderr) = standby_cli(&app, &["servers", "remove", SERVER]);
     assert!(!ok, "removed while running");
@@ -810,11 +839,12 @@ async fn an_agent_in_its_own_network_namespace_needs_no_inbound_path() {
 
 #[tokio::test]
 async fn a_command_patched_on_the_control_plane_does_not_run_on_the_host() {
-    let app = server_app(&[]).await;
-    let host = host((100, 200));
-    let token = add_server(&app, SERVER);
-    let _agent = Agent::start(&app.base, &host.config, &host.state_dir, Some(&token));
-    let uid = plan_uid(&app).await;
+    let Running {
+        app,
+        host,
+        agent: _agent,
+        uid,
+    } = running((100, 200), &[]).await;
     let pwned = host.marks.join("pwned");
     let patch = serde_json::json!([{
         "op": "replace",

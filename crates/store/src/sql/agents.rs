@@ -429,12 +429,14 @@ impl AgentStore for SqlAgentStore {
                     .bind(uid_text(plan.uid))
                     .fetch_all(&mut *tx)
                     .await?;
+            let mut removed_here = 0;
             for (vm,) in vms.into_iter().filter(|(vm,)| !reported_vms.contains(vm)) {
                 if remove_vm_without_history(&mut tx, server, &vm).await? {
-                    vms_removed += 1;
+                    removed_here += 1;
                 }
             }
-            if vms_removed > 0 {
+            vms_removed += removed_here;
+            if removed_here > 0 {
                 sqlx::query(
                     "UPDATE plans SET objects_count = (SELECT COUNT(*) FROM plan_objects o WHERE o.plan_uid = plans.uid) \
                      WHERE uid = $1",
