@@ -1,6 +1,6 @@
 //! What the agent asks of the software that runs the replicas on this host: the restore points
 //! it has, failover, undo, and carrying on with an operation the agent was stopped in the middle
-//! of. `sim` simulates it; `qemu` comes next.
+//! of. `sim` simulates it; `qemu` boots real guests.
 
 use std::future::Future;
 
@@ -146,11 +146,21 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Finished> + Send;
 
     /// Carries on with a failover or undo that was running when the agent stopped, without
-    /// starting its work again; a driver that cannot tell how far it got fails it.
+    /// starting its work again (`restore_point`: the failover's, as the command names it); a
+    /// driver that cannot tell how far it got fails it.
     fn resume(
         &self,
         operation: Operation<'_>,
         action: &CommandAction,
+        restore_point: Option<Timestamp>,
         cancel: Cancel,
     ) -> impl Future<Output = Finished> + Send;
+
+    /// After a restart, before anything resumes: reports what the driver finds on the host that
+    /// none of `owned` (the unfinished operations and those whose replica is running) accounts
+    /// for. Reports only: an unknown guest may hold a replica's only copy of its changes.
+    fn sweep(&self, owned: &[String]) -> impl Future<Output = ()> + Send {
+        let _ = owned;
+        async {}
+    }
 }

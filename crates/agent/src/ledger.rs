@@ -174,8 +174,13 @@ impl Ledger {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
         // One connection: the agent's writes are few, and one writer never meets SQLITE_BUSY.
+        // No idle timeout or lifetime: the connection lives as long as the ledger, and sqlx's
+        // pool maintenance task (which they start) can spin without yielding when the pool is
+        // closed under it, which hung `standby agent operations` at exit.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await
             .map_err(|error| AgentError::Ledger(format!("{}: {error}", path.display())))?;
@@ -507,6 +512,20 @@ impl Ledger {
                 .await
                 .map_err(failed("reading replicas"))?;
         rows.iter().map(replica_of).collect()
+    }
+
+    /// The operations that left a replica running (the last failover of each running VM).
+    pub async fn running_replica_operations(&self) -> Result<Vec<String>, AgentError> {
+        let rows = sqlx::query(
+            "SELECT operation_id FROM replicas WHERE running = 1 AND operation_id IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("reading replicas"))?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(failed("reading replicas"))
     }
 
     pub async fn entries(&self) -> Result<Vec<LedgerEntry>, AgentError> {

@@ -10,6 +10,7 @@ mod client;
 mod driver;
 mod ledger;
 mod manifest;
+mod qemu;
 mod run;
 mod script;
 mod sim;
@@ -23,7 +24,10 @@ pub use driver::{
     Cancel, CancelHandle, Driver, DriverError, Finished, Operation, ReplicaEffect, VmTarget,
 };
 pub use ledger::{Ledger, LedgerEntry};
-pub use manifest::{DriverKind, Manifest, Plan, PlanType, RestorePoints, SimSettings, Vm};
+pub use manifest::{
+    Accel, DriverKind, Manifest, Plan, PlanType, QemuSettings, RestorePoints, SimSettings, Vm,
+};
+pub use qemu::QemuDriver;
 pub use sim::{SimDriver, restore_points_at};
 
 /// The agent's version, sent with enrollment, inventory and heartbeats.

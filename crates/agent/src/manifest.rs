@@ -18,6 +18,8 @@ pub const DEFAULT_UNDO_MS: u64 = 200;
 pub const DEFAULT_SCRIPT_TIMEOUT_SECONDS: u64 = 300;
 pub const DEFAULT_RESTORE_POINT_COUNT: u32 = 3;
 pub const DEFAULT_RESTORE_POINT_INTERVAL_MINUTES: u32 = 60;
+pub const DEFAULT_MAX_PARALLEL_BOOTS: usize = 8;
+const MAX_PARALLEL_BOOTS: u32 = 256;
 const MAX_RESTORE_POINT_COUNT: u32 = 1000;
 /// A year: an interval longer than that is a typo.
 const MAX_RESTORE_POINT_INTERVAL_MINUTES: u32 = 525_600;
@@ -34,7 +36,24 @@ struct ManifestFile {
     #[serde(default)]
     sim: Option<SimFile>,
     #[serde(default)]
+    qemu: Option<QemuFile>,
+    #[serde(default)]
     plans: Vec<PlanFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QemuFile {
+    #[serde(default)]
+    accel: Option<String>,
+    #[serde(default)]
+    qemu_binary: Option<PathBuf>,
+    #[serde(default)]
+    qemu_img: Option<PathBuf>,
+    #[serde(default)]
+    max_parallel_boots: Option<u32>,
+    #[serde(default)]
+    runtime_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,19 +103,55 @@ struct VmFile {
     restore_point_interval_minutes: Option<u32>,
     #[serde(default)]
     sim_faults: Vec<String>,
+    #[serde(default)]
+    replica: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriverKind {
     Sim,
+    Qemu,
 }
 
 impl DriverKind {
     pub fn as_str(self) -> &'static str {
         match self {
             DriverKind::Sim => "sim",
+            DriverKind::Qemu => "qemu",
         }
     }
+}
+
+/// How the qemu driver runs guests (`[qemu]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuSettings {
+    pub accel: Accel,
+    pub qemu_binary: PathBuf,
+    pub qemu_img: PathBuf,
+    /// Guests booting at once (from launch to ready); more wait their turn.
+    pub max_parallel_boots: usize,
+    /// Where running guests keep their overlay, pidfile and sockets; `None`: `STATE_DIR/qemu`.
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl Default for QemuSettings {
+    fn default() -> Self {
+        QemuSettings {
+            accel: Accel::Auto,
+            qemu_binary: PathBuf::from("qemu-system-x86_64"),
+            qemu_img: PathBuf::from("qemu-img"),
+            max_parallel_boots: DEFAULT_MAX_PARALLEL_BOOTS,
+            runtime_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM when `/dev/kvm` opens for reading and writing, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +175,7 @@ pub struct Manifest {
     pub path: PathBuf,
     pub driver: DriverKind,
     pub sim: SimSettings,
+    pub qemu: QemuSettings,
     pub plans: Vec<Plan>,
 }
 
@@ -168,6 +224,8 @@ pub struct Vm {
     pub boot_delay_seconds: u32,
     pub restore_points: RestorePoints,
     pub sim_faults: Vec<SimFault>,
+    /// The qemu driver's replica directory (absolute): `vm.toml` and the restore points.
+    pub replica: Option<PathBuf>,
 }
 
 /// Where the sim driver's restore points of a VM come from.
@@ -205,18 +263,30 @@ impl Manifest {
         })?;
         let driver = match raw.driver.as_str() {
             "sim" => DriverKind::Sim,
-            "qemu" => {
-                return Err(fail(
-                    "driver = \"qemu\" is not built yet; use driver = \"sim\"".to_owned(),
-                ));
-            }
+            "qemu" => DriverKind::Qemu,
             other => {
                 return Err(fail(format!(
-                    "driver = \"{other}\" is not a driver (only \"sim\" is built)"
+                    "driver = \"{other}\" is not a driver (\"sim\" or \"qemu\")"
                 )));
             }
         };
+        match (driver, &raw.sim, &raw.qemu) {
+            (DriverKind::Sim, _, Some(_)) => {
+                return Err(fail(
+                    "[qemu] is only for driver = \"qemu\" (this manifest says \"sim\")".to_owned(),
+                ));
+            }
+            (DriverKind::Qemu, Some(_), _) => {
+                return Err(fail(
+                    "[sim] is only for driver = \"sim\" (this manifest says \"qemu\")".to_owned(),
+                ));
+            }
+            _ => {}
+        }
         let sim = check_sim(raw.sim).map_err(|message| fail(format!("[sim]: {message}")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let qemu =
+            check_qemu(raw.qemu, base).map_err(|message| fail(format!("[qemu]: {message}")))?;
         if raw.plans.is_empty() {
             return Err(fail(
                 "no [[plans]]: the host has nothing to fail over".to_owned(),
@@ -236,13 +306,15 @@ impl Manifest {
             }
             let name = plan.name.clone();
             plans.push(
-                check_plan(plan).map_err(|message| fail(format!("plan \"{name}\": {message}")))?,
+                check_plan(plan, driver, base)
+                    .map_err(|message| fail(format!("plan \"{name}\": {message}")))?,
             );
         }
         Ok(Manifest {
             path: path.to_path_buf(),
             driver,
             sim,
+            qemu,
             plans,
         })
     }
@@ -293,7 +365,56 @@ fn check_sim(sim: Option<SimFile>) -> Result<SimSettings, String> {
     Ok(SimSettings { boot_ms, undo_ms })
 }
 
-fn check_plan(plan: PlanFile) -> Result<Plan, String> {
+/// A relative path in the manifest is relative to the manifest's directory.
+fn resolved(base: &Path, path: &Path) -> PathBuf {
+    let joined = base.join(path);
+    std::path::absolute(&joined).unwrap_or(joined)
+}
+
+fn check_qemu(qemu: Option<QemuFile>, base: &Path) -> Result<QemuSettings, String> {
+    let Some(qemu) = qemu else {
+        return Ok(QemuSettings::default());
+    };
+    let defaults = QemuSettings::default();
+    let accel = match qemu.accel.as_deref() {
+        None | Some("auto") => Accel::Auto,
+        Some("kvm") => Accel::Kvm,
+        Some("tcg") => Accel::Tcg,
+        Some(other) => return Err(format!("accel = \"{other}\" is not auto, kvm or tcg")),
+    };
+    let max_parallel_boots = qemu
+        .max_parallel_boots
+        .unwrap_or(DEFAULT_MAX_PARALLEL_BOOTS as u32);
+    if !(1..=MAX_PARALLEL_BOOTS).contains(&max_parallel_boots) {
+        return Err(format!(
+            "max_parallel_boots = {max_parallel_boots} is not between 1 and {MAX_PARALLEL_BOOTS}"
+        ));
+    }
+    Ok(QemuSettings {
+        accel,
+        // A bare name is looked up on PATH; a path is relative to the manifest.
+        qemu_binary: qemu
+            .qemu_binary
+            .map(|binary| program(base, binary))
+            .unwrap_or(defaults.qemu_binary),
+        qemu_img: qemu
+            .qemu_img
+            .map(|binary| program(base, binary))
+            .unwrap_or(defaults.qemu_img),
+        max_parallel_boots: max_parallel_boots as usize,
+        runtime_dir: qemu.runtime_dir.map(|dir| resolved(base, &dir)),
+    })
+}
+
+fn program(base: &Path, program: PathBuf) -> PathBuf {
+    if program.components().count() > 1 {
+        resolved(base, &program)
+    } else {
+        program
+    }
+}
+
+fn check_plan(plan: PlanFile, driver: DriverKind, base: &Path) -> Result<Plan, String> {
     let plan_type = PlanType::parse(&plan.plan_type).ok_or_else(|| {
         format!(
             "type = \"{}\" is not a plan type (Local, Cloud or Tenant)",
@@ -348,7 +469,9 @@ fn check_plan(plan: PlanFile) -> Result<Plan, String> {
             ));
         }
         let name = vm.name.clone();
-        vms.push(check_vm(vm).map_err(|message| format!("VM \"{name}\": {message}"))?);
+        vms.push(
+            check_vm(vm, driver, base).map_err(|message| format!("VM \"{name}\": {message}"))?,
+        );
     }
     Ok(Plan {
         name: plan.name,
@@ -361,10 +484,38 @@ fn check_plan(plan: PlanFile) -> Result<Plan, String> {
     })
 }
 
-fn check_vm(vm: VmFile) -> Result<Vm, String> {
+fn check_vm(vm: VmFile, driver: DriverKind, base: &Path) -> Result<Vm, String> {
     if vm.name.chars().count() > MAX_NAME {
         return Err(format!("name is longer than {MAX_NAME} characters"));
     }
+    let replica = match (driver, &vm.replica) {
+        (DriverKind::Qemu, None) => {
+            return Err(
+                "replica = \"DIR\" is missing (the directory with vm.toml and the \
+                        restore points)"
+                    .to_owned(),
+            );
+        }
+        (DriverKind::Qemu, Some(dir)) => {
+            let sim_fields = vm.restore_points.is_some()
+                || vm.restore_point_count.is_some()
+                || vm.restore_point_interval_minutes.is_some()
+                || !vm.sim_faults.is_empty();
+            if sim_fields {
+                return Err(
+                    "restore_points, restore_point_count, restore_point_interval_minutes \
+                            and sim_faults are for the sim driver; the qemu driver reads the \
+                            replica's points.toml"
+                        .to_owned(),
+                );
+            }
+            Some(resolved(base, dir))
+        }
+        (DriverKind::Sim, Some(_)) => {
+            return Err("replica is only for driver = \"qemu\"".to_owned());
+        }
+        (DriverKind::Sim, None) => None,
+    };
     let restore_points = match vm.restore_points {
         Some(list) => {
             if vm.restore_point_count.is_some() || vm.restore_point_interval_minutes.is_some() {
@@ -451,6 +602,7 @@ fn check_vm(vm: VmFile) -> Result<Vm, String> {
         boot_delay_seconds: vm.boot_delay_seconds,
         restore_points,
         sim_faults,
+        replica,
     })
 }
 
@@ -459,6 +611,7 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../../examples/agent/sim-host.toml");
+    const QEMU_EXAMPLE: &str = include_str!("../../../examples/agent/qemu-host.toml");
 
     fn parse(text: &str) -> Result<Manifest, String> {
         Manifest::parse(Path::new("HOST.toml"), text).map_err(|error| error.to_string())
@@ -564,11 +717,69 @@ name = "a"
     }
 
     #[test]
-    fn drivers_other_than_sim_are_refused() {
-        let message = refused(&MINIMAL.replace("\"sim\"", "\"qemu\""));
-        assert!(message.contains("not built yet"), "{message}");
+    fn the_qemu_example_parses() {
+        let manifest = parse(QEMU_EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(manifest.driver, DriverKind::Qemu);
+        assert_eq!(manifest.qemu.accel, Accel::Auto);
+        assert_eq!(manifest.plans[0].vms.len(), 2);
+    }
+
+    #[test]
+    fn unknown_drivers_are_refused() {
         let message = refused(&MINIMAL.replace("\"sim\"", "\"vmware\""));
         assert!(message.contains("not a driver"), "{message}");
+    }
+
+    #[test]
+    fn a_qemu_manifest_needs_a_replica_per_vm_and_no_sim_fields() {
+        let qemu = MINIMAL.replace("\"sim\"", "\"qemu\"");
+        let message = refused(&qemu);
+        assert!(
+            message.contains("replica = \"DIR\" is missing"),
+            "{message}"
+        );
+        let with_replica = qemu.replace("name = \"a\"", "name = \"a\"\nreplica = \"vm-a\"");
+        let manifest = parse(&with_replica).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(manifest.driver, DriverKind::Qemu);
+        assert_eq!(manifest.qemu, QemuSettings::default());
+        let replica = manifest.plans[0].vms[0].replica.clone().unwrap_or_default();
+        assert!(
+            replica.is_absolute() && replica.ends_with("vm-a"),
+            "{replica:?}"
+        );
+        let message = refused(&with_replica.replace(
+            "replica = \"vm-a\"",
+            "replica = \"vm-a\"\nrestore_point_count = 2",
+        ));
+        assert!(message.contains("for the sim driver"), "{message}");
+        let message = refused(&MINIMAL.replace("name = \"a\"", "name = \"a\"\nreplica = \"x\""));
+        assert!(message.contains("only for driver = \"qemu\""), "{message}");
+        let message = refused(&format!("{with_replica}\n[sim]\nundo_ms = 1\n"));
+        assert!(message.contains("[sim] is only for"), "{message}");
+        let message = refused(&format!("{MINIMAL}\n[qemu]\naccel = \"tcg\"\n"));
+        assert!(message.contains("[qemu] is only for"), "{message}");
+        for (setting, expected) in [
+            ("accel = \"hvf\"", "not auto, kvm or tcg"),
+            ("max_parallel_boots = 0", "max_parallel_boots = 0"),
+            ("colour = 1", "unknown field"),
+        ] {
+            let message = refused(
+                &with_replica.replace("[[plans]]", &format!("[qemu]\n{setting}\n[[plans]]")),
+            );
+            assert!(message.contains(expected), "{setting}: {message}");
+        }
+        let tuned = with_replica.replace(
+            "[[plans]]",
+            "[qemu]\naccel = \"tcg\"\nmax_parallel_boots = 2\nqemu_img = \"bin/qemu-img\"\n[[plans]]",
+        );
+        let manifest = parse(&tuned).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(manifest.qemu.accel, Accel::Tcg);
+        assert_eq!(manifest.qemu.max_parallel_boots, 2);
+        assert!(manifest.qemu.qemu_img.is_absolute());
+        assert_eq!(
+            manifest.qemu.qemu_binary,
+            PathBuf::from("qemu-system-x86_64")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::client::{CallError, ControlPlane};
 use crate::driver::{Cancel, CancelHandle, Driver, Finished, Operation, ReplicaEffect, VmTarget};
 use crate::ledger::{Ledger, State, action_name};
 use crate::manifest::{DriverKind, Manifest};
+use crate::qemu::QemuDriver;
 use crate::sim::SimDriver;
 use crate::state::{self, ServerIdentity};
 use crate::{AGENT_VERSION, AgentError, LEDGER_FILE, RunOptions, script};
@@ -62,11 +63,24 @@ pub(crate) async fn run(
     result
 }
 
+/// The driver the manifest names, built before enrollment so a bad replica spec stops the agent
+/// at once.
+enum Drivers {
+    Sim(SimDriver),
+    Qemu(Box<QemuDriver>),
+}
+
 async fn serve(
     options: &RunOptions,
     manifest: Arc<Manifest>,
     ledger: Ledger,
 ) -> Result<(), AgentError> {
+    let driver = match manifest.driver {
+        DriverKind::Sim => Drivers::Sim(SimDriver::new(ledger.clone(), manifest.sim)),
+        DriverKind::Qemu => {
+            Drivers::Qemu(Box::new(QemuDriver::new(&manifest, &options.state_dir)?))
+        }
+    };
     let host_name = state::host_name();
     let control = ControlPlane::new(&options.control_url, options.ca_cert.as_deref())?;
     let link = Link::new(control.shown_url());
@@ -81,17 +95,39 @@ async fn serve(
         vms = manifest.vm_count(),
         "agent started"
     );
-    let driver = match manifest.driver {
-        DriverKind::Sim => SimDriver::new(ledger.clone(), manifest.sim),
-    };
-    let agent = Arc::new(Agent::new(
+    let parts = Parts {
         manifest,
-        identity.backup_server_uid,
+        server_uid: identity.backup_server_uid,
         host_name,
         ledger,
-        driver,
         control,
         link,
+    };
+    match driver {
+        Drivers::Sim(driver) => drive(options, parts, driver).await,
+        Drivers::Qemu(driver) => drive(options, parts, *driver).await,
+    }
+}
+
+/// What an [`Agent`] is made of besides its driver.
+struct Parts {
+    manifest: Arc<Manifest>,
+    server_uid: Uuid,
+    host_name: String,
+    ledger: Ledger,
+    control: ControlPlane,
+    link: Link,
+}
+
+async fn drive<D: Driver>(options: &RunOptions, parts: Parts, driver: D) -> Result<(), AgentError> {
+    let agent = Arc::new(Agent::new(
+        parts.manifest,
+        parts.server_uid,
+        parts.host_name,
+        parts.ledger,
+        driver,
+        parts.control,
+        parts.link,
     ));
     let _abort = AbortOnDrop(Arc::clone(&agent));
     agent.recover().await?;
@@ -293,8 +329,12 @@ impl<D: Driver> Agent<D> {
     /// Deals with what the last run left unfinished: queued operations start, failovers and
     /// undos resume, scripts fail (their process died with the agent), cancels apply again.
     pub(crate) async fn recover(self: &Arc<Self>) -> Result<(), AgentError> {
+        let unfinished = self.ledger.unfinished().await?;
+        let mut owned = self.ledger.running_replica_operations().await?;
+        owned.extend(unfinished.iter().map(|stored| stored.operation_id.clone()));
+        self.driver.sweep(&owned).await;
         let mut cancels = Vec::new();
-        for stored in self.ledger.unfinished().await? {
+        for stored in unfinished {
             let Some(command) = stored.command else {
                 continue;
             };
@@ -466,7 +506,9 @@ impl<D: Driver> Agent<D> {
                 };
                 let finished = match (mode, &command.action) {
                     (Mode::Resume { .. }, action) => {
-                        self.driver.resume(operation, action, cancel).await
+                        self.driver
+                            .resume(operation, action, command.restore_point_time, cancel)
+                            .await
                     }
                     (Mode::Start, CommandAction::FailOver { test, .. }) => {
                         match command.restore_point_time {

@@ -213,11 +213,14 @@ impl Driver for SimDriver {
         &self,
         operation: Operation<'_>,
         action: &CommandAction,
+        restore_point: Option<Timestamp>,
         cancel: Cancel,
     ) -> Finished {
         // The sim's work is only the wait: carrying on is waiting out what is left of it.
         match action {
-            CommandAction::FailOver { test, .. } => self.boot(operation, None, *test, cancel).await,
+            CommandAction::FailOver { test, .. } => {
+                self.boot(operation, restore_point, *test, cancel).await
+            }
             CommandAction::Undo { .. } => self.power_off(operation, cancel).await,
             CommandAction::Script { .. } | CommandAction::Cancel { .. } => {
                 Finished::failed("not an operation of the driver", ReplicaEffect::None)
