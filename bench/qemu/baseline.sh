@@ -11,17 +11,22 @@
 set -euo pipefail
 guests=$1 work=$2 vms=$3
 rm -rf "$work" && mkdir -p "$work"
+# The guests go however the script ends.
+trap 'for pidfile in "$work"/vm-*/qemu.pid; do kill -KILL "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null || true; done' EXIT
 
 probe() { # port -> success once the guest sends a byte (bash builtins only: one fork a try)
     (exec 3<>"/dev/tcp/127.0.0.1/$1" && read -r -t 3 -n 1 byte <&3 && [ -n "$byte" ]) 2>/dev/null
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+free_port() { # a random high port nothing answers on (bash builtins only)
+    while true; do
+        local port=$((20000 + RANDOM % 30000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+    done
 }
 
 start=$(date +%s.%N)
-ports=()
+ports=() launchers=()
 for i in $(seq 1 "$vms"); do
     vm=$guests/vm-$i dir=$work/vm-$i
     mkdir -p "$dir"
@@ -36,26 +41,29 @@ for i in $(seq 1 "$vms"); do
         -append "console=ttyS0 quiet no_timer_check" \
         -drive "file=$dir/disk.qcow2,if=virtio,format=qcow2" \
         -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:7000" \
-        -device virtio-net-pci,netdev=net0 -serial "file:$dir/serial.log" &
+        -device virtio-net-pci,netdev=net0 -serial "file:$dir/serial.log" 2>"$dir/qemu.log" &
+    launchers+=($!)
 done
-wait
+for i in "${!launchers[@]}"; do
+    wait "${launchers[$i]}" || { echo "QEMU for vm-$((i + 1)) failed: $(cat "$work/vm-$((i + 1))/qemu.log")" >&2; exit 1; }
+done
 
 # The same probing as the driver: a new try every 0.25 s per guest, tries overlapping.
 waiters=()
 for port in "${ports[@]}"; do
     (
-        while true; do
+        for _ in $(seq 1 1200); do # at most 5 minutes
             probe "$port" && { touch "$work/ready-$port"; exit 0; } &
             sleep 0.25
             [ -e "$work/ready-$port" ] && exit 0
         done
+        echo "the guest on port $port never answered" >&2
+        exit 1
     ) &
     waiters+=($!)
 done
-for waiter in "${waiters[@]}"; do wait "$waiter"; done
+failed=0
+for waiter in "${waiters[@]}"; do wait "$waiter" || failed=1; done
 end=$(date +%s.%N)
 python3 -c "print(f'{$end - $start:.3f}')"
-
-for i in $(seq 1 "$vms"); do
-    kill -KILL "$(cat "$work/vm-$i/qemu.pid")" 2>/dev/null || true
-done
+exit "$failed"

@@ -157,10 +157,11 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Finished> + Send;
 
     /// After a restart, before anything resumes: reports what the driver finds on the host that
-    /// none of `owned` (the unfinished operations and those whose replica is running) accounts
-    /// for. Reports only: an unknown guest may hold a replica's only copy of its changes.
-    fn sweep(&self, owned: &[String]) -> impl Future<Output = ()> + Send {
-        let _ = owned;
+    /// no operation accounts for (`unfinished`: operations to resume; `running`: those whose
+    /// replica is up), and replicas that should run and do not. Reports only: an unknown guest
+    /// may hold a replica's only copy of its changes.
+    fn sweep(&self, unfinished: &[String], running: &[String]) -> impl Future<Output = ()> + Send {
+        let _ = (unfinished, running);
         async {}
     }
 }

@@ -330,9 +330,12 @@ impl<D: Driver> Agent<D> {
     /// undos resume, scripts fail (their process died with the agent), cancels apply again.
     pub(crate) async fn recover(self: &Arc<Self>) -> Result<(), AgentError> {
         let unfinished = self.ledger.unfinished().await?;
-        let mut owned = self.ledger.running_replica_operations().await?;
-        owned.extend(unfinished.iter().map(|stored| stored.operation_id.clone()));
-        self.driver.sweep(&owned).await;
+        let running = self.ledger.running_replica_operations().await?;
+        let resuming: Vec<String> = unfinished
+            .iter()
+            .map(|stored| stored.operation_id.clone())
+            .collect();
+        self.driver.sweep(&resuming, &running).await;
         let mut cancels = Vec::new();
         for stored in unfinished {
             let Some(command) = stored.command else {

@@ -30,6 +30,7 @@ pub const GUEST_AGENT_FILE: &str = "qga.sock";
 /// Every guest's `-name` starts with this, so the sweep can find them among the host's processes.
 pub const NAME_PREFIX: &str = "standby-op-";
 const DIR_PREFIX: &str = "op-";
+const REMOVING: &str = "removing";
 /// The longest runtime dir name plus `/qmp.sock`.
 pub const DIR_SUFFIX_LEN: usize = 3 + 16 + 1 + 8;
 /// A unix socket's path is at most this long (`sun_path`, with its NUL).
@@ -55,6 +56,18 @@ pub struct Launch {
     pub launches: u32,
     /// When the latest of them was started (wire form): the probe's timeout counts from it.
     pub launched_at: String,
+    /// Set before a boot that failed or was cancelled is discarded: after a crash in the middle
+    /// of the discard, the restarted agent finishes it and ends the operation the same way
+    /// instead of booting the guest again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandoned: Option<Abandoned>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Abandoned {
+    pub cancelled: bool,
+    pub detail: String,
 }
 
 /// The guest's runtime directory.
@@ -172,23 +185,62 @@ impl GuestDir {
         tail(&self.file(SERIAL_FILE), lines)
     }
 
-    /// Removes the directory. Retried: QEMU unlinks its pidfile and socket as it exits, and a
-    /// file gone between listing and unlinking stops `remove_dir_all` halfway.
+    /// Removes the directory: renamed first (`op-<digest>.removing`, atomic), so that a crash
+    /// halfway never leaves a directory that looks like a guest without its record, then
+    /// deleted (off the async runtime: an overlay can be large). The sweep finishes what a crash
+    /// interrupted.
     pub async fn remove(&self) -> Result<(), String> {
-        let mut last = None;
-        for _ in 0..10 {
-            match std::fs::remove_dir_all(&self.path) {
-                Ok(()) => return Ok(()),
-                Err(_) if !self.path.exists() => return Ok(()),
-                Err(error) => last = Some(error),
+        let doomed = self.path.with_extension(REMOVING);
+        match std::fs::rename(&self.path, &doomed) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(format!("{}: cannot remove: {error}", self.path.display()));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!(
-            "{}: cannot remove: {}",
-            self.path.display(),
-            last.map(|error| error.to_string()).unwrap_or_default()
-        ))
+        delete_tree(doomed).await
+    }
+}
+
+/// Deletes a renamed-away directory, retried: QEMU may still unlink its pidfile and socket as
+/// its process ends, and a file gone between listing and unlinking stops `remove_dir_all`.
+async fn delete_tree(path: PathBuf) -> Result<(), String> {
+    let mut last = None;
+    for _ in 0..10 {
+        let target = path.clone();
+        match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(target)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) if !path.exists() => return Ok(()),
+            Ok(Err(error)) => last = Some(error.to_string()),
+            Err(error) => last = Some(error.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!(
+        "{}: cannot remove: {}",
+        path.display(),
+        last.unwrap_or_default()
+    ))
+}
+
+/// Leftovers of a crash in the runtime dir: staging directories of a guest being created (a
+/// record, never an overlay or a process) and directories being removed (their guest stopped).
+/// Deleted, and named in the log.
+pub async fn finish_interrupted(runtime_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(runtime_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let staging = name.ends_with(".new") || name.ends_with(&format!(".{REMOVING}"));
+        if name.starts_with(DIR_PREFIX) && staging {
+            match delete_tree(entry.path()).await {
+                Ok(()) => {
+                    tracing::info!(dir = %entry.path().display(), "removed what a crash left half made or half removed")
+                }
+                Err(problem) => tracing::warn!("{problem}"),
+            }
+        }
     }
 }
 
@@ -264,7 +316,7 @@ pub fn guest_dirs(runtime_dir: &Path) -> Vec<GuestDir> {
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
-            (name.starts_with(DIR_PREFIX) && !name.ends_with(".new") && entry.path().is_dir()).then(
+            (name.starts_with(DIR_PREFIX) && !name.contains('.') && entry.path().is_dir()).then(
                 || GuestDir {
                     path: entry.path(),
                     name,
@@ -468,10 +520,13 @@ pub async fn stop(dir: &GuestDir, graceful: Option<Duration>) -> Result<String, 
             ));
         }
     }
-    let _ = rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid).ok_or("not a pid")?,
-        rustix::process::Signal::KILL,
-    );
+    // Only the guest's own process: the pid must still carry its name (not reused by now).
+    if dir.pid() == Some(pid) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).ok_or("not a pid")?,
+            rustix::process::Signal::KILL,
+        );
+    }
     if wait_gone(pid, QUIT_WAIT).await {
         Ok(format!(
             "QEMU (pid {pid}) did not answer and was killed after {:.1} s",

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use standby_fleet::agent::CommandAction;
+use standby_fleet::agent::{CommandAction, Outcome};
 use standby_model::Timestamp;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -25,13 +25,15 @@ use uuid::Uuid;
 use crate::AgentError;
 use crate::driver::{Cancel, Driver, DriverError, Finished, Operation, ReplicaEffect};
 use crate::manifest::{Accel, Manifest, QemuSettings, Vm};
-use guest::{GuestDir, Launch, Launcher};
+use guest::{Abandoned, GuestDir, Launch, Launcher};
 use replica::{Point, Spec};
 
 /// How often a booting guest is probed.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// Console lines quoted when a guest fails.
 const CONSOLE_LINES: usize = 6;
+/// An adopted guest's probe tries before its timeout can end it.
+const ADOPTION_GRACE: Duration = Duration::from_secs(10);
 /// Probe tries under way at once (each waits up to its own timeout).
 const MAX_PROBES_IN_FLIGHT: usize = 16;
 /// Launch attempts when QEMU loses the race for its forward port.
@@ -73,6 +75,13 @@ impl QemuDriver {
             ))
         })?;
         let runtime_dir = std::fs::canonicalize(&runtime_dir).unwrap_or(runtime_dir);
+        if runtime_dir.to_str().is_none() {
+            return Err(AgentError::Config(format!(
+                "{}: the qemu runtime dir's path is not UTF-8 (QEMU's options need one); set \
+                 [qemu] runtime_dir",
+                runtime_dir.display()
+            )));
+        }
         let socket_length = runtime_dir.as_os_str().len() + 1 + guest::DIR_SUFFIX_LEN;
         if socket_length > guest::MAX_SOCKET_PATH {
             return Err(AgentError::Config(format!(
@@ -171,23 +180,43 @@ impl QemuDriver {
             Err(problem) => return Finished::failed(problem, ReplicaEffect::Unchanged),
         };
         if let Some((dir, record)) = self.guests_of(operation.target.uid).into_iter().next() {
-            if dir.pid().is_some() {
-                let kind = if record.test { "test " } else { "" };
+            let kind = if record.test {
+                "test replica"
+            } else {
+                "replica"
+            };
+            if dir.pid().is_none() {
+                return Finished::failed(
+                    format!(
+                        "VM {}: operation {} left a {kind} that no longer runs, with its overlay \
+                         (its changes) in {}; undo the plan first",
+                        vm.name,
+                        record.operation_id,
+                        dir.path.display()
+                    ),
+                    ReplicaEffect::Unchanged,
+                );
+            }
+            // The same failover again (a VSPC client that starts twice): nothing to do. Any
+            // other is refused: a test must not pass for production, nor one point for another.
+            if record.test == test && record.point_created == restore_point.to_wire() {
                 return Finished::succeeded(
                     format!(
-                        "VM {}: its {kind}replica is already running (launched by operation {})",
-                        vm.name, record.operation_id
+                        "VM {}: its {kind} from the restore point of {} is already running \
+                         (launched by operation {})",
+                        vm.name, record.point_created, record.operation_id
                     ),
                     ReplicaEffect::Unchanged,
                 );
             }
             return Finished::failed(
                 format!(
-                    "VM {}: operation {} left a replica that no longer runs, with its overlay \
-                     (its changes) in {}; undo the plan first",
+                    "VM {}: its {kind} from the restore point of {} is running (operation {}); \
+                     undo the plan before failing it over {} from {restore_point}",
                     vm.name,
+                    record.point_created,
                     record.operation_id,
-                    dir.path.display()
+                    if test { "as a test" } else { "in production" }
                 ),
                 ReplicaEffect::Unchanged,
             );
@@ -229,6 +258,7 @@ impl QemuDriver {
             forward_port: 0,
             launches: 0,
             launched_at: guest::wire_now(),
+            abandoned: None,
         };
         if let Err(problem) = dir.create(&record) {
             return Finished::failed(
@@ -251,13 +281,14 @@ impl QemuDriver {
     ) -> Finished {
         let vm = &operation.target.vm.name;
         let _slot = tokio::select! {
-            slot = self.boots.acquire() => slot.ok(),
+            biased;
             () = cancel.cancelled() => {
                 return self.discard(dir, Finished::cancelled(
                     format!("VM {vm}: cancelled while waiting for a boot slot; the replica is off"),
                     ReplicaEffect::Unchanged,
                 )).await;
             }
+            slot = self.boots.acquire() => slot.ok(),
         };
         if let Err(problem) = self.launch(spec, dir, &mut record).await {
             return self
@@ -269,7 +300,7 @@ impl QemuDriver {
         }
         info!(operation = %operation.id, vm = %vm, guest = %dir.guest_name(), launches = record.launches, "guest launched");
         match self
-            .await_ready(operation, spec, dir, &record, cancel)
+            .await_ready(operation, spec, dir, &record, false, cancel)
             .await
         {
             Waited::Over(finished) => finished,
@@ -325,11 +356,18 @@ impl QemuDriver {
         spec: &Spec,
         dir: &GuestDir,
         record: &Launch,
+        adopted: bool,
         cancel: Cancel,
     ) -> Waited {
         let vm = &operation.target.vm.name;
         let launched_at = Timestamp::parse(&record.launched_at).unwrap_or(operation.started_at);
-        let deadline = launched_at.plus_millis(spec.probe_timeout.as_millis() as i64);
+        let mut deadline = launched_at.plus_millis(spec.probe_timeout.as_millis() as i64);
+        if adopted {
+            // The agent may have been down past the probe's timeout while the guest came up:
+            // it gets a few tries before it counts as never ready.
+            deadline =
+                deadline.max(Timestamp::now().plus_millis(ADOPTION_GRACE.as_millis() as i64));
+        }
         let address = probe::address(&spec.probe, record.test, record.forward_port);
         let probe_text = probe::describe(&spec.probe, address.as_deref());
         // A new try every tick, without waiting for the last one: a try against a guest whose
@@ -339,18 +377,19 @@ impl QemuDriver {
         let mut ticker = tokio::time::interval(PROBE_EVERY);
         loop {
             tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    return Waited::Over(self.discard(dir, Finished::cancelled(
+                        format!("VM {vm}: cancelled while booting; the guest was stopped and its overlay discarded"),
+                        ReplicaEffect::Unchanged,
+                    )).await);
+                }
                 _ = ticker.tick() => {}
                 Some(answer) = tries.join_next(), if !tries.is_empty() => {
                     if let Ok(Some(answer)) = answer {
                         return Waited::Over(ready(vm, record, &probe_text, address.as_deref(), &answer, launched_at));
                     }
                     continue;
-                }
-                () = cancel.cancelled() => {
-                    return Waited::Over(self.discard(dir, Finished::cancelled(
-                        format!("VM {vm}: cancelled while booting; the guest was stopped and its overlay discarded"),
-                        ReplicaEffect::Unchanged,
-                    )).await);
                 }
             }
             if dir.pid().is_none() {
@@ -381,8 +420,18 @@ impl QemuDriver {
         }
     }
 
-    /// Stops the guest (no grace: it never became the replica) and removes its directory.
+    /// Stops the guest (no grace: it never became the replica) and removes its directory. The
+    /// record says so first, so that a crash in between ends the same way after the restart.
     async fn discard(&self, dir: &GuestDir, finished: Finished) -> Finished {
+        if let Ok(mut record) = dir.record() {
+            record.abandoned = Some(Abandoned {
+                cancelled: finished.outcome == Outcome::Cancelled,
+                detail: finished.detail.clone(),
+            });
+            if let Err(problem) = dir.write_record(&record) {
+                warn!(dir = %dir.path.display(), "{problem}");
+            }
+        }
         let stopped = match guest::stop(dir, None).await {
             Ok(_) => dir.remove().await,
             Err(problem) => Err(problem),
@@ -473,7 +522,18 @@ impl QemuDriver {
                     ),
                 };
             }
-            Some(Ok(record)) => record,
+            Some(Ok(record)) => {
+                if let Some(abandoned) = record.abandoned.clone() {
+                    info!(operation = %operation.id, vm = %vm.name, "finishing the discard of a boot that ended before the restart");
+                    let finished = if abandoned.cancelled {
+                        Finished::cancelled(abandoned.detail, ReplicaEffect::Unchanged)
+                    } else {
+                        Finished::failed(abandoned.detail, ReplicaEffect::Unchanged)
+                    };
+                    return self.discard(&dir, finished).await;
+                }
+                record
+            }
             Some(Err(problem)) => {
                 return Finished::failed(
                     format!("VM {}: {problem}", vm.name),
@@ -499,7 +559,7 @@ impl QemuDriver {
             info!(operation = %operation.id, vm = %vm.name, guest = %dir.guest_name(), pid, "adopting the running guest");
             let waited = {
                 let _slot = self.boots.acquire().await;
-                self.await_ready(operation, spec, &dir, &record, cancel.clone())
+                self.await_ready(operation, spec, &dir, &record, true, cancel.clone())
                     .await
             };
             match waited {
@@ -514,6 +574,17 @@ impl QemuDriver {
         info!(operation = %operation.id, vm = %vm.name, overlay = dir.has_overlay(), "the guest is not running: launching it on its overlay");
         self.boot(operation, spec, &dir, record, cancel).await
     }
+}
+
+/// A cancel that came while the operation waited for another one on its VM.
+fn waited_for_the_vm(operation: Operation<'_>) -> Finished {
+    Finished::cancelled(
+        format!(
+            "VM {}: cancelled while another operation on the VM was under way; nothing was done",
+            operation.target.vm.name
+        ),
+        ReplicaEffect::Unchanged,
+    )
 }
 
 /// How waiting for a guest ended.
@@ -576,7 +647,11 @@ impl Driver for QemuDriver {
         cancel: Cancel,
     ) -> Finished {
         let lock = self.vm_lock(operation.target.uid);
-        let _held = lock.lock().await;
+        let _held = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return waited_for_the_vm(operation),
+            held = lock.lock() => held,
+        };
         if GuestDir::of(&self.runtime_dir, operation.id).exists() {
             // Not expected (a start is counted once), but never a second guest for one operation.
             return self
@@ -602,7 +677,11 @@ impl Driver for QemuDriver {
         cancel: Cancel,
     ) -> Finished {
         let lock = self.vm_lock(operation.target.uid);
-        let _held = lock.lock().await;
+        let _held = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return waited_for_the_vm(operation),
+            held = lock.lock() => held,
+        };
         match action {
             CommandAction::FailOver { test, .. } => {
                 self.resume_failover(operation, restore_point, *test, cancel)
@@ -615,30 +694,45 @@ impl Driver for QemuDriver {
         }
     }
 
-    async fn sweep(&self, owned: &[String]) {
-        let owned_dirs: Vec<String> = owned.iter().map(|id| guest::dir_name(id)).collect();
+    async fn sweep(&self, unfinished: &[String], running: &[String]) {
+        guest::finish_interrupted(&self.runtime_dir).await;
+        let resuming: Vec<String> = unfinished.iter().map(|id| guest::dir_name(id)).collect();
+        let up: Vec<String> = running.iter().map(|id| guest::dir_name(id)).collect();
         let mut known_names = Vec::new();
         for dir in guest::guest_dirs(&self.runtime_dir) {
             known_names.push(dir.guest_name());
-            if owned_dirs.contains(&dir.name) {
+            let alive = dir.pid().is_some();
+            if resuming.contains(&dir.name) {
                 continue;
             }
             let record = dir.record();
-            let running = dir.pid();
+            if up.contains(&dir.name) {
+                if !alive && let Ok(record) = &record {
+                    warn!(
+                        dir = %dir.path.display(),
+                        operation = %record.operation_id,
+                        vm = %record.vm,
+                        plan = %record.plan,
+                        "a replica that should run is not running: its QEMU process ended \
+                         (its overlay is kept); undo the plan, then fail it over again"
+                    );
+                }
+                continue;
+            }
             match record {
                 Ok(record) => warn!(
                     dir = %dir.path.display(),
                     operation = %record.operation_id,
                     vm = %record.vm,
                     plan = %record.plan,
-                    running = running.is_some(),
+                    running = alive,
                     "orphaned guest: no unfinished operation and no running replica owns it; \
                      left in place (its overlay may hold changes): stop it and delete the directory \
                      if it is not needed"
                 ),
                 Err(problem) => warn!(
                     dir = %dir.path.display(),
-                    running = running.is_some(),
+                    running = alive,
                     "orphaned guest directory with no readable record ({problem}); left in place"
                 ),
             }
@@ -654,5 +748,109 @@ impl Driver for QemuDriver {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::driver::VmTarget;
+
+    const SPEC: &str = "memory_mib = 128\n[boot]\nkernel = \"vmlinuz\"\n[networks.production]\nkind = \"user\"\n[probe]\nkind = \"tcp\"\nport = 7000\n";
+    const HOST: &str = "driver = \"qemu\"\n[qemu]\naccel = \"tcg\"\n[[plans]]\nname = \"P\"\ntype = \"Local\"\n[[plans.vms]]\nname = \"a\"\nreplica = \"vm-a\"\n";
+
+    fn host(root: &Path) -> (Manifest, QemuDriver) {
+        let replica = root.join("vm-a");
+        std::fs::create_dir_all(&replica).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(replica.join("vmlinuz"), b"kernel").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(replica.join("vm.toml"), SPEC).unwrap_or_else(|e| panic!("{e}"));
+        let manifest =
+            Manifest::parse(&root.join("host.toml"), HOST).unwrap_or_else(|e| panic!("{e}"));
+        let driver =
+            QemuDriver::new(&manifest, &root.join("state")).unwrap_or_else(|e| panic!("{e}"));
+        (manifest, driver)
+    }
+
+    fn record(operation_id: &str, abandoned: Option<Abandoned>) -> Launch {
+        Launch {
+            operation_id: operation_id.to_owned(),
+            vm_uid: Uuid::nil(),
+            plan: "P".to_owned(),
+            vm: "a".to_owned(),
+            point_file: "/nowhere/point.qcow2".into(),
+            point_created: Timestamp::now().to_wire(),
+            test: true,
+            forward_port: 0,
+            launches: 1,
+            launched_at: Timestamp::now().to_wire(),
+            abandoned,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_discard_cut_short_by_a_crash_is_finished_after_the_restart_not_booted_again() {
+        let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (manifest, driver) = host(temp.path());
+        let plan = &manifest.plans[0];
+        let operation = Operation {
+            id: "session/vm",
+            started_at: Timestamp::now(),
+            target: VmTarget {
+                plan,
+                vm: &plan.vms[0],
+                uid: Uuid::nil(),
+            },
+        };
+        // The agent died after marking the boot abandoned (cancelled), before the directory went.
+        let dir = GuestDir::of(&driver.runtime_dir, operation.id);
+        let abandoned = Abandoned {
+            cancelled: true,
+            detail: "VM a: cancelled while booting".to_owned(),
+        };
+        dir.create(&record(operation.id, Some(abandoned)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.file(guest::OVERLAY_FILE), b"overlay").unwrap_or_else(|e| panic!("{e}"));
+        let action = CommandAction::FailOver {
+            vm_uid: Uuid::nil(),
+            restore_point_uid: Uuid::nil(),
+            test: true,
+        };
+        let finished = driver
+            .resume(operation, &action, Some(Timestamp::now()), Cancel::never())
+            .await;
+        assert_eq!(finished.outcome, Outcome::Cancelled, "{finished:?}");
+        assert_eq!(finished.detail, "VM a: cancelled while booting");
+        assert!(!dir.exists(), "the directory is still there");
+        let left: Vec<_> = std::fs::read_dir(&driver.runtime_dir)
+            .map(|entries| entries.flatten().map(|entry| entry.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_finishes_removals_and_creations_a_crash_cut_short() {
+        let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (_, driver) = host(temp.path());
+        for name in ["op-00000000000000aa.removing", "op-00000000000000bb.new"] {
+            let dir = driver.runtime_dir.join(name);
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(dir.join(guest::OVERLAY_FILE), b"x").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let kept = GuestDir::of(&driver.runtime_dir, "someone/else");
+        kept.create(&record("someone/else", None))
+            .unwrap_or_else(|e| panic!("{e}"));
+        driver.sweep(&[], &[]).await;
+        let left: Vec<String> = std::fs::read_dir(&driver.runtime_dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The orphan is reported, never deleted; the leftovers are gone.
+        assert_eq!(left, std::slice::from_ref(&kept.name));
     }
 }

@@ -21,7 +21,7 @@ pub fn address(probe: &Probe, test: bool, forward_port: u16) -> Option<String> {
             address: Some(address),
             port,
             ..
-        } if !test => Some(format!("{address}:{port}")),
+        } if !test => Some(std::net::SocketAddr::new(*address, *port).to_string()),
         Probe::Tcp { .. } => Some(format!("127.0.0.1:{forward_port}")),
         Probe::Serial { .. } | Probe::GuestAgent => None,
     }

@@ -163,7 +163,7 @@ pub enum Probe {
     /// Ready once a connection to the guest's port yields a byte (after `send`, if given).
     Tcp {
         port: u16,
-        address: Option<String>,
+        address: Option<std::net::IpAddr>,
         send: Option<String>,
     },
     /// Ready once the serial console prints `marker`.
@@ -208,6 +208,12 @@ impl Spec {
         }
         let within = |file: &Path| -> Result<PathBuf, String> {
             let full = dir.join(file);
+            if full.to_str().is_none() {
+                return Err(format!(
+                    "{}: not a UTF-8 path (QEMU's options need one)",
+                    full.display()
+                ));
+            }
             if full.is_file() {
                 Ok(full)
             } else {
@@ -260,10 +266,23 @@ impl Spec {
                 }
             }
             "bridge" => {
-                ProductionNetwork::Bridge {
-                    bridge: raw.networks.production.bridge.ok_or(
+                let bridge =
+                    raw.networks.production.bridge.ok_or(
                         "[networks.production] kind = \"bridge\" needs bridge = \"BRIDGE\"",
-                    )?,
+                    )?;
+                // A Linux interface name; anything else would also break QEMU's option syntax.
+                let valid = (1..=15).contains(&bridge.len())
+                    && bridge
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !valid {
+                    return Err(format!(
+                        "[networks.production] bridge = \"{bridge}\" is not an interface name \
+                         (1 to 15 of A-Z a-z 0-9 - _ .)"
+                    ));
+                }
+                ProductionNetwork::Bridge {
+                    bridge,
                     mac: raw.networks.production.mac,
                 }
             }
@@ -299,9 +318,18 @@ impl Spec {
                 if raw.probe.marker.is_some() {
                     return Err("[probe] marker is only for kind = \"serial\"".to_owned());
                 }
+                let address = raw
+                    .probe
+                    .address
+                    .map(|address| {
+                        address.parse::<std::net::IpAddr>().map_err(|_| {
+                            format!("[probe] address = \"{address}\" is not an IP address")
+                        })
+                    })
+                    .transpose()?;
                 Probe::Tcp {
                     port,
-                    address: raw.probe.address,
+                    address,
                     send: raw.probe.send,
                 }
             }
@@ -419,6 +447,12 @@ pub async fn points(dir: &Path, qemu_img: &Path) -> Result<Vec<Point>, String> {
         let file = dir.join(&point.file);
         let file = std::fs::canonicalize(&file)
             .map_err(|error| format!("{}: restore point missing: {error}", file.display()))?;
+        if file.to_str().is_none() {
+            return Err(format!(
+                "{}: not a UTF-8 path (QEMU's options need one)",
+                file.display()
+            ));
+        }
         if let Some(previous) = points.last().map(|previous: &Point| previous.created)
             && created <= previous
         {
@@ -568,6 +602,14 @@ port = 7000
             (
                 GOOD.replace("kind = \"tcp\"", "kind = \"guest-agent\""),
                 "takes no port",
+            ),
+            (
+                GOOD.replace("\"user\"", "\"bridge\"\nbridge = \"br0,x=y\""),
+                "not an interface name",
+            ),
+            (
+                GOOD.replace("port = 7000", "port = 7000\naddress = \"guest.local\""),
+                "not an IP address",
             ),
             (
                 GOOD.replace("kind = \"tcp\"", "kind = \"ping\""),
