@@ -38,6 +38,11 @@ pub fn check_write(principal: &Principal) -> Result<(), ApiError> {
     }
 }
 
+/// A portal administrator of the provider: may read the audit trail.
+pub fn is_provider_admin(principal: &Principal) -> bool {
+    principal.role == Role::PortalAdministrator && principal.scope == Scope::All
+}
+
 /// Read access: any role that may see plans.
 #[derive(Debug, Clone)]
 pub struct ReadAccess(pub Principal);
@@ -91,7 +96,7 @@ impl FromRequestParts<AppState> for ProviderAdminAccess {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = Principal::from_request_parts(parts, state).await?;
-        if principal.role != Role::PortalAdministrator || principal.scope != Scope::All {
+        if !is_provider_admin(&principal) {
             return Err(ApiError::forbidden(
                 "Only portal administrators of the provider may use this route.",
             ));

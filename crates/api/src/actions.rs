@@ -59,7 +59,7 @@ fn info(action: &AsyncActionRecord) -> Value {
 }
 
 /// The caller's own actions, or everyone's for provider-wide users.
-fn initiator_filter(principal: &Principal) -> Option<Uuid> {
+pub fn initiator_filter(principal: &Principal) -> Option<Uuid> {
     match principal.scope {
         Scope::All => None,
         Scope::Organization(_) => Some(principal.user_uid),
@@ -71,7 +71,15 @@ async fn visible_action(
     principal: &Principal,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<AsyncActionRecord> {
-    let uid = path_uid("actionId", path)?;
+    find_action(state, principal, path_uid("actionId", path)?).await
+}
+
+/// An action the principal may see (their own, or anyone's for provider-wide users).
+pub async fn find_action(
+    state: &AppState,
+    principal: &Principal,
+    uid: Uuid,
+) -> ApiResult<AsyncActionRecord> {
     let action = state.store.get_action(uid, Timestamp::now()).await?;
     match action {
         Some(action) if initiator_filter(principal).is_none_or(|me| me == action.initiator_uid) => {
@@ -167,6 +175,16 @@ pub async fn cancel(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let action = visible_action(&state, &principal, path).await?;
+    cancel_action(&state, &principal, &action).await?;
+    Ok(empty())
+}
+
+/// Asks the session behind a running action to stop (the API's DELETE and the console's Cancel).
+pub async fn cancel_action(
+    state: &AppState,
+    principal: &Principal,
+    action: &AsyncActionRecord,
+) -> ApiResult<()> {
     let Some(session) = action.session_uid else {
         return Err(ApiError::cannot_now(
             "This async action cannot be cancelled.",
@@ -179,7 +197,7 @@ pub async fn cancel(
         )));
     }
     tracing::info!(action.id = %action.uid, user.name = %principal.name, "cancel requested");
-    Ok(empty())
+    Ok(())
 }
 
 /// `DELETE /asyncActions/{actionId}/result`: forgets a finished action (a write: read-only

@@ -66,7 +66,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// A fresh opaque token: 32 random bytes, base64url.
-pub(crate) fn new_token() -> Result<String, ApiError> {
+pub fn new_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
@@ -118,19 +118,30 @@ async fn verify_password(password: String, hash: String) -> Result<bool, ApiErro
     .map_err(ApiError::internal)
 }
 
-/// Resolves `Authorization: Bearer <token>` to a principal.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthorized("Authorization is required."));
     };
-    let token = value
+    value
         .to_str()
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'."))?;
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'."))
+}
+
+/// Resolves `Authorization: Bearer <token>` to a principal.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    authenticate_token(state, bearer_token(headers)?).await
+}
+
+/// Resolves an access token, API key or console session (all stored the same way, as the
+/// SHA-256 of the secret) to a principal. Every surface authenticates through this: the API
+/// with a bearer header, the web console with its session cookie.
+pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let hash = token_hash(token);
     let now = Timestamp::now();
     // Noted before the lookup: a revocation committed after it advances the generation.
@@ -310,56 +321,14 @@ async fn issue(
         Some("password") => {
             let username = field("username").unwrap_or_default();
             let password = field("password").unwrap_or_default();
-            if username.is_empty()
-                || username.chars().count() > 2048
-                || password.is_empty()
-                || password.chars().count() > 128
-            {
-                return Err(invalid_request(
-                    "username (1 to 2048 characters) and password (1 to 128) are required.",
-                ));
-            }
-            // No user name holds NUL, and PostgreSQL cannot even be asked for one.
-            if username.contains('\0') {
-                return Err(invalid_request(LOGIN_FAILED));
-            }
-            // Counted before the password is checked, so concurrent guesses cannot all pass.
-            let reservation = match state
-                .throttle
-                .reserve_login(state.store.as_ref(), username, address)
-                .await?
-            {
-                LoginGate::Open(reservation) => reservation,
-                LoginGate::Throttled(seconds) => {
-                    tracing::warn!(user.name = %username, %address, "login throttled");
-                    return Err(TokenError::Throttled(seconds));
-                }
-            };
-            let user = state.store.find_user_by_name(username).await?;
-            // Verify against a fixed hash when the user is unknown, so timing does not tell.
-            let hash = user
-                .as_ref()
-                .map_or_else(|| state.dummy_hash.to_string(), |u| u.password_hash.clone());
-            let matches = verify_password(password.to_owned(), hash).await?;
-            match user {
-                Some(user) if matches && !user.disabled => {
-                    reservation.succeeded(state.store.as_ref()).await;
-                    (user, read_only, Uuid::now_v7())
-                }
-                _ => {
-                    tracing::warn!(user.name = %username, "login failed");
-                    login_audit(
-                        state,
-                        None,
-                        username,
-                        address,
-                        AuditOutcome::Refused,
-                        "wrong user name or password, or disabled",
-                    )
-                    .await;
-                    return Err(invalid_request(LOGIN_FAILED));
-                }
-            }
+            let user = check_password(state, username, password, address)
+                .await
+                .map_err(|refusal| match refusal {
+                    LoginRefusal::Invalid(message) => invalid_request(message),
+                    LoginRefusal::Throttled(seconds) => TokenError::Throttled(seconds),
+                    LoginRefusal::Api(error) => TokenError::Api(error),
+                })?;
+            (user, read_only, Uuid::now_v7())
         }
         Some("refresh_token") => {
             let refresh = field("refresh_token").unwrap_or_default();
@@ -447,6 +416,130 @@ async fn issue(
             "expires_in": state.settings.access_token_seconds,
         }),
     ))
+}
+
+/// Why a password login was refused.
+#[derive(Debug)]
+pub enum LoginRefusal {
+    /// Wrong, missing or malformed credentials: the message is safe to show.
+    Invalid(&'static str),
+    /// Too many failed logins for this user or address: wait this many seconds.
+    Throttled(u64),
+    Api(ApiError),
+}
+
+impl From<ApiError> for LoginRefusal {
+    fn from(error: ApiError) -> Self {
+        LoginRefusal::Api(error)
+    }
+}
+
+impl From<StoreError> for LoginRefusal {
+    fn from(error: StoreError) -> Self {
+        LoginRefusal::Api(error.into())
+    }
+}
+
+/// The password check of every login, the API's password grant and the console's form alike:
+/// bounds, throttling (counted before the check, so concurrent guesses cannot all pass), the
+/// same timing for unknown users, and an audit row for every refusal.
+pub async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    address: &str,
+) -> Result<UserRecord, LoginRefusal> {
+    if username.is_empty()
+        || username.chars().count() > 2048
+        || password.is_empty()
+        || password.chars().count() > 128
+    {
+        return Err(LoginRefusal::Invalid(
+            "username (1 to 2048 characters) and password (1 to 128) are required.",
+        ));
+    }
+    // No user name holds NUL, and PostgreSQL cannot even be asked for one.
+    if username.contains('\0') {
+        return Err(LoginRefusal::Invalid(LOGIN_FAILED));
+    }
+    let reservation = match state
+        .throttle
+        .reserve_login(state.store.as_ref(), username, address)
+        .await?
+    {
+        LoginGate::Open(reservation) => reservation,
+        LoginGate::Throttled(seconds) => {
+            tracing::warn!(user.name = %username, %address, "login throttled");
+            return Err(LoginRefusal::Throttled(seconds));
+        }
+    };
+    let user = state.store.find_user_by_name(username).await?;
+    // Verify against a fixed hash when the user is unknown, so timing does not tell.
+    let hash = user
+        .as_ref()
+        .map_or_else(|| state.dummy_hash.to_string(), |u| u.password_hash.clone());
+    let matches = verify_password(password.to_owned(), hash).await?;
+    match user {
+        Some(user) if matches && !user.disabled => {
+            reservation.succeeded(state.store.as_ref()).await;
+            Ok(user)
+        }
+        _ => {
+            tracing::warn!(user.name = %username, "login failed");
+            login_audit(
+                state,
+                None,
+                username,
+                address,
+                AuditOutcome::Refused,
+                "wrong user name or password, or disabled",
+            )
+            .await;
+            Err(LoginRefusal::Invalid(LOGIN_FAILED))
+        }
+    }
+}
+
+/// Opens a console session for a user whose password was checked: an access token of the
+/// console's lifetime (never read-only by itself; the user's role decides), audited as a login.
+/// Returns the secret for the cookie; only its hash is stored.
+pub async fn open_console_session(
+    state: &AppState,
+    user: &UserRecord,
+    address: &str,
+    lifetime_seconds: i64,
+) -> Result<String, ApiError> {
+    let secret = new_token()?;
+    let now = Timestamp::now();
+    state
+        .store
+        .insert_token(&TokenRecord {
+            hash: token_hash(&secret),
+            user_uid: user.uid,
+            kind: TokenKind::Access,
+            read_only: false,
+            family: Uuid::now_v7(),
+            created_at: now,
+            expires_at: now.plus_seconds(lifetime_seconds),
+        })
+        .await?;
+    tracing::info!(user.name = %user.name, "console session opened");
+    login_audit(
+        state,
+        Some(user.uid),
+        &user.name,
+        address,
+        AuditOutcome::Success,
+        "console session",
+    )
+    .await;
+    Ok(secret)
+}
+
+/// Ends a console session: its token is revoked at once, for every node.
+pub async fn close_console_session(state: &AppState, secret: &str) -> Result<(), ApiError> {
+    state.store.revoke_token(&token_hash(secret)).await?;
+    Ok(())
 }
 
 /// The first portal administrator. With `credentials`, that user is created if missing; without,

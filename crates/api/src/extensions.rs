@@ -4,13 +4,13 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use standby_fleet::SimFault;
 use standby_model::Timestamp;
 use standby_query::Paging;
 use standby_store::catalog::OBJECT_CATALOG;
-use standby_store::{ListQuery, Scope, SimOutcome};
+use standby_store::{ListQuery, Scope, SessionHistory, SimOutcome};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -23,7 +23,7 @@ use crate::vspc::parse_point_in_time;
 
 type PathParam = Result<Path<String>, PathRejection>;
 
-fn seconds_between(start: Timestamp, end: Option<Timestamp>) -> Option<f64> {
+pub fn seconds_between(start: Timestamp, end: Option<Timestamp>) -> Option<f64> {
     end.map(|end| (end.ticks() - start.ticks()) as f64 / 10_000_000.0)
 }
 
@@ -68,25 +68,53 @@ pub async fn restore_points(
     Ok(page_of_values(data, page.total, paging.offset))
 }
 
-/// `GET /extensions/failoverplans/{planUid}/preview?dateTime=`: the restore point each VM would
-/// get from a start now, and how far apart the chosen points are.
-pub async fn preview(
-    State(state): State<AppState>,
-    _version: Version,
-    ReadAccess(principal): ReadAccess,
-    path: PathParam,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let plan = path_uid("planUid", path)?;
-    let params = QueryParams::parse(raw.as_deref())?;
-    let at = parse_point_in_time(&params, Timestamp::now())?;
-    visible_plan(&state, &principal, plan).await?;
-    let mut vms = Vec::new();
-    let (mut oldest, mut newest, mut missing) = (None::<Timestamp>, None::<Timestamp>, 0);
+/// One VM of a start preview: the restore point a start now would give it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewVm {
+    pub instance_uid: Uuid,
+    pub name: String,
+    pub host_name: String,
+    /// `None`: no point at or before the requested instant; the VM would fail.
+    pub restore_point: Option<(Uuid, Timestamp)>,
+}
+
+/// What a start of a plan now would restore: each VM's point (in the VMs' default list order)
+/// and how far apart the chosen points are. The API's preview extension and the console's start panel both show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartPreview {
+    pub vms: Vec<PreviewVm>,
+    pub oldest: Option<Timestamp>,
+    pub newest: Option<Timestamp>,
+    pub missing: usize,
+}
+
+impl StartPreview {
+    /// Seconds between the oldest and the newest chosen point.
+    pub fn skew_seconds(&self) -> Option<f64> {
+        match (self.oldest, self.newest) {
+            (Some(oldest), newest) => seconds_between(oldest, newest),
+            _ => None,
+        }
+    }
+}
+
+/// The preview of a plan the caller has already found visible.
+pub async fn start_preview(
+    state: &AppState,
+    scope: Scope,
+    plan: Uuid,
+    at: Option<Timestamp>,
+) -> ApiResult<StartPreview> {
+    let mut preview = StartPreview {
+        vms: Vec::new(),
+        oldest: None,
+        newest: None,
+        missing: 0,
+    };
     let mut offset = 0;
     loop {
         let query = ListQuery {
-            scope: principal.scope,
+            scope,
             server: None,
             plan: Some(plan),
             filter: standby_query::Filter::And(Vec::new()),
@@ -100,37 +128,62 @@ pub async fn preview(
                 .newest_restore_point(object.instance_uid, at)
                 .await?;
             if let Some((_, created)) = point {
-                oldest = Some(oldest.map_or(created, |o| o.min(created)));
-                newest = Some(newest.map_or(created, |n| n.max(created)));
+                preview.oldest = Some(preview.oldest.map_or(created, |o| o.min(created)));
+                preview.newest = Some(preview.newest.map_or(created, |n| n.max(created)));
             } else {
-                missing += 1;
+                preview.missing += 1;
             }
-            vms.push(json!({
-                "instanceUid": object.instance_uid,
-                "name": object.name,
-                "restorePointUid": point.map(|(uid, _)| uid),
-                "restorePointDateTime": point.map(|(_, created)| created),
-            }));
+            preview.vms.push(PreviewVm {
+                instance_uid: object.instance_uid,
+                name: object.name.clone(),
+                host_name: object.host_name.clone(),
+                restore_point: point,
+            });
         }
         offset += page.items.len() as u32;
         if page.items.is_empty() || u64::from(offset) >= page.total {
             break;
         }
     }
-    let skew = match (oldest, newest) {
-        (Some(oldest), newest) => seconds_between(oldest, newest),
-        _ => None,
-    };
+    Ok(preview)
+}
+
+/// `GET /extensions/failoverplans/{planUid}/preview?dateTime=`: the restore point each VM would
+/// get from a start now, and how far apart the chosen points are.
+pub async fn preview(
+    State(state): State<AppState>,
+    _version: Version,
+    ReadAccess(principal): ReadAccess,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let plan = path_uid("planUid", path)?;
+    let params = QueryParams::parse(raw.as_deref())?;
+    let at = parse_point_in_time(&params, Timestamp::now())?;
+    visible_plan(&state, &principal, plan).await?;
+    let preview = start_preview(&state, principal.scope, plan, at).await?;
+    let vms: Vec<Value> = preview
+        .vms
+        .iter()
+        .map(|vm| {
+            json!({
+                "instanceUid": vm.instance_uid,
+                "name": vm.name,
+                "restorePointUid": vm.restore_point.map(|(uid, _)| uid),
+                "restorePointDateTime": vm.restore_point.map(|(_, created)| created),
+            })
+        })
+        .collect();
     Ok(json_response(
         200,
         &json!({ "data": {
             "planUid": plan,
             "dateTime": at,
             "vms": vms,
-            "oldestRestorePoint": oldest,
-            "newestRestorePoint": newest,
-            "skewSeconds": skew,
-            "vmsWithoutRestorePoint": missing,
+            "oldestRestorePoint": preview.oldest,
+            "newestRestorePoint": preview.newest,
+            "skewSeconds": preview.skew_seconds(),
+            "vmsWithoutRestorePoint": preview.missing,
         }}),
     ))
 }
@@ -152,41 +205,100 @@ pub async fn sessions(
         .store
         .session_history(plan, paging.limit, paging.offset)
         .await?;
-    let data = page
-        .items
+    let data = page.items.iter().map(session_json).collect();
+    Ok(page_of_values(data, page.total, paging.offset))
+}
+
+/// One run as the sessions extension (and the session events) show it: kind, status, who
+/// started it, the requested point, times, achieved duration (RTO), and each VM's result.
+pub fn session_json(s: &SessionHistory) -> Value {
+    let vms: Vec<Value> = s
+        .vms
         .iter()
-        .map(|s| {
-            let vms: Vec<Value> = s
-                .vms
-                .iter()
-                .map(|vm| {
-                    json!({
-                        "instanceUid": vm.object_uid,
-                        "name": vm.name,
-                        "backupStatus": vm.backup_status,
-                        "restorePointUid": vm.restore_point_uid,
-                        "restorePointDateTime": vm.restore_point_time,
-                        "startTime": vm.start_time,
-                        "endTime": vm.end_time,
-                        "durationSeconds": seconds_between(vm.start_time, vm.end_time),
-                    })
-                })
-                .collect();
+        .map(|vm| {
             json!({
-                "instanceUid": s.uid,
-                "kind": s.kind,
-                "status": s.status,
-                "message": s.message,
-                "startedBy": s.started_by,
-                "requestedPoint": s.requested_point,
-                "startTime": s.start_time,
-                "endTime": s.end_time,
-                "durationSeconds": seconds_between(s.start_time, s.end_time),
-                "vms": vms,
+                "instanceUid": vm.object_uid,
+                "name": vm.name,
+                "backupStatus": vm.backup_status,
+                "restorePointUid": vm.restore_point_uid,
+                "restorePointDateTime": vm.restore_point_time,
+                "startTime": vm.start_time,
+                "endTime": vm.end_time,
+                "durationSeconds": seconds_between(vm.start_time, vm.end_time),
             })
         })
         .collect();
-    Ok(page_of_values(data, page.total, paging.offset))
+    json!({
+        "instanceUid": s.uid,
+        "kind": s.kind,
+        "status": s.status,
+        "message": s.message,
+        "startedBy": s.started_by,
+        "requestedPoint": s.requested_point,
+        "startTime": s.start_time,
+        "endTime": s.end_time,
+        "durationSeconds": seconds_between(s.start_time, s.end_time),
+        "vms": vms,
+    })
+}
+
+/// A session-events stream follows at most this many plans.
+pub const MAX_FOLLOWED_PLANS: usize = 200;
+
+/// `GET /extensions/failoverplans/events?planUid=...` (1 to 200 plans): server-sent `session`
+/// events, one per plan whenever its status or its newest run changes:
+/// `{"planUid", "planStatus", "session"}` with `session` as `/sessions` shows a run (or null).
+/// Every connection starts with an event for each plan, so a reconnecting client (with
+/// `Last-Event-ID` or without) always has the whole state; ids count the stream's updates.
+pub async fn session_events(
+    State(state): State<AppState>,
+    _version: Version,
+    ReadAccess(principal): ReadAccess,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let mut plans: Vec<Uuid> = Vec::new();
+    for text in params.all("planUid") {
+        let uid = Uuid::parse_str(text.trim()).map_err(|_| {
+            ApiError::bad_parameter("planUid", format!("'{text}' is not a valid UUID."))
+        })?;
+        if !plans.contains(&uid) {
+            plans.push(uid);
+        }
+    }
+    if plans.is_empty() || plans.len() > MAX_FOLLOWED_PLANS {
+        return Err(ApiError::bad_parameter(
+            "planUid",
+            format!("Name 1 to {MAX_FOLLOWED_PLANS} plans with planUid."),
+        ));
+    }
+    for plan in &plans {
+        visible_plan(&state, &principal, *plan).await?;
+    }
+    let credential = crate::auth::bearer_token(&headers)?.to_owned();
+    let store = state.store.clone();
+    let snapshot = move |principal: Principal| -> crate::live::Snapshot {
+        let store = store.clone();
+        let plans = plans.clone();
+        let scope = principal.scope;
+        Box::pin(async move {
+            let mut payloads = Vec::with_capacity(plans.len());
+            for uid in plans {
+                let plan = store.get_plan(scope, uid).await.ok()??;
+                let newest = store.session_history(uid, 1, 0).await.ok()?;
+                let session = newest.items.first().map(session_json);
+                let payload = json!({
+                    "planUid": uid,
+                    "planStatus": plan.status,
+                    "session": session,
+                });
+                payloads.push((uid.to_string(), payload.to_string()));
+            }
+            Some(payloads)
+        })
+    };
+    Ok(crate::live::follow_changes(state, credential, "session", snapshot).into_response())
 }
 
 /// `PUT /extensions/sim/faults`: inject or clear a fault in the simulated hypervisor at run time.

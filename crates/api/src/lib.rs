@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod error;
 pub mod extensions;
 pub mod health;
+pub mod live;
 pub mod location;
 pub mod metrics;
 pub mod middleware;
@@ -59,6 +60,8 @@ pub struct ApiSettings {
     pub own_authority: String,
     /// An agent's server is offline once it has not been heard from for this long.
     pub agent_offline_after: Duration,
+    /// How long a web console session lasts from its login (an operator's shift by default).
+    pub console_session_seconds: i64,
 }
 
 impl Default for ApiSettings {
@@ -76,6 +79,7 @@ impl Default for ApiSettings {
             tls: false,
             own_authority: "127.0.0.1:1280".to_owned(),
             agent_offline_after: Duration::from_secs(30),
+            console_session_seconds: 8 * 3600,
         }
     }
 }
@@ -195,6 +199,11 @@ fn other_protected_routes() -> Vec<Route> {
             get(extensions::restore_points),
         ),
         route(
+            "/extensions/failoverplans/events",
+            &["GET"],
+            get(extensions::session_events),
+        ),
+        route(
             "/extensions/failoverplans/{planUid}/preview",
             &["GET"],
             get(extensions::preview),
@@ -285,6 +294,12 @@ fn add_routes(router: Router<AppState>, routes: Vec<Route>) -> Router<AppState> 
 
 /// Every route Standby serves.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// Every route Standby serves, plus `surfaces` (the web console) served beside the API under
+/// the same outer layers: request limits, body limit, tracing, absolute `Location` headers.
+pub fn router_with(state: AppState, surfaces: Router<AppState>) -> Router {
     let vspc = add_routes(Router::new(), vspc_routes()).route_layer(
         axum_middleware::from_fn_with_state(state.clone(), middleware::idempotency),
     );
@@ -320,6 +335,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
         .merge(docs::router())
+        .merge(surfaces)
         .nest("/api/v3", api)
         .fallback(|| async { ApiError::not_found("The requested resource was not found.") })
         .layer(axum_middleware::from_fn_with_state(

@@ -334,7 +334,7 @@ fn parse_start(params: &QueryParams, now: Timestamp) -> ApiResult<StartRequest> 
 /// header naming the async action (whose id is the `X-Request-id` when one was sent). Under an
 /// `X-Request-id` the answer is stored in the same transaction as the session, so a retry after
 /// the process died between the two still replays it.
-async fn queue_session(
+pub async fn queue_session(
     state: &AppState,
     principal: &Principal,
     idempotent: Option<IdempotentRequest>,

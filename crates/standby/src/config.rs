@@ -357,6 +357,7 @@ impl Settings {
                 public_url,
                 tls: serves_tls,
                 own_authority: listen.to_string(),
+                console_session_seconds: defaults.console_session_seconds,
             },
             admin,
         })

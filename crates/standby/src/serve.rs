@@ -130,8 +130,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     });
 
-    let app =
-        standby_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = standby_api::router_with(state, standby_console::router())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
     let stopped = tokio::spawn(async move {

@@ -23,6 +23,8 @@ const MAX_CACHED_COUNTS: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Freshness {
     generation: AtomicU64,
+    /// The same number for those who wait for it to move (live views).
+    changed: tokio::sync::watch::Sender<u64>,
     counts: Mutex<CachedCounts>,
     watcher: Mutex<Option<Watcher>>,
 }
@@ -50,7 +52,13 @@ impl Freshness {
 
     /// Called after every write commits (or fails: advancing needlessly only costs a miss).
     pub fn advance(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.changed.send_replace(generation);
+    }
+
+    /// A receiver that sees the generation after each advance.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// The total of this exact query at `generation`: counted by `count` once, however many

@@ -127,6 +127,15 @@ impl CommandChange {
     }
 }
 
+/// What `plan_owners` answers for one plan: the names beside it, and what its last run was
+/// (the wire's `lastSession` says neither its kind nor when it started).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOwner {
+    pub server_name: String,
+    pub company_name: String,
+    pub last_run: Option<(standby_model::SessionKind, Timestamp)>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportSummary {
     pub organizations: u64,
@@ -281,6 +290,17 @@ pub trait PlanStore: Send + Sync {
         offset: u32,
     ) -> Result<Page<RestorePointView>, StoreError>;
 
+    /// The names a person reads beside each of these plans: its backup server and the company
+    /// it belongs to (a Tenant plan's tenant's company, else its server's organization); and
+    /// its last run's kind and start.
+    async fn plan_owners(
+        &self,
+        plans: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, PlanOwner>, StoreError>;
+
+    /// A plan's VMs in the order they boot.
+    async fn boot_order(&self, plan: Uuid) -> Result<Vec<Uuid>, StoreError>;
+
     /// A plan's sessions, newest first, with each VM's result.
     async fn session_history(
         &self,
@@ -323,6 +343,9 @@ pub trait AuthStore: Send + Sync {
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// Revokes one token (a console session at logout); `false` if it was not live.
+    async fn revoke_token(&self, hash: &str) -> Result<bool, StoreError>;
 
     /// The live access token or API key with this hash, its enabled user and whether that user's
     /// organization is the provider's: everything a request's authentication needs, in one query.
@@ -545,6 +568,11 @@ pub trait Store:
 
     /// The data generation (see [`freshness`]): unchanged means nothing a read shows changed.
     fn data_generation(&self) -> u64;
+
+    /// Follows the data generation: the receiver sees a new value after every write this
+    /// process commits and every change the watcher notices from other processes. Live views
+    /// (the console's server-sent events) wait on it instead of polling the database.
+    fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Closes every connection, so that SQLite folds its write-ahead log back into the
     /// database file and removes it. The store answers nothing afterwards.

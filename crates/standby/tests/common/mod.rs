@@ -462,3 +462,41 @@ pub async fn raw_request(base: &str, head: &str, body_prefix: &[u8]) -> (u16, Va
         serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
     )
 }
+
+/// Reads server-sent events until `until` holds for one, or the deadline passes.
+pub async fn read_events(
+    response: reqwest::Response,
+    deadline: Duration,
+    until: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    use futures_util::StreamExt;
+    let mut events = Vec::new();
+    let mut buffer = String::new();
+    let mut stream = response.bytes_stream();
+    let end = tokio::time::Instant::now() + deadline;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(end, stream.next()).await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(split) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..split + 2).collect();
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .unwrap_or("")
+                .to_owned();
+            let data: Vec<&str> = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            let data = data.join("\n");
+            let done = until(&data);
+            events.push((id, data));
+            if done {
+                return events;
+            }
+        }
+    }
+    events
+}

@@ -117,6 +117,15 @@ pub(super) async fn ensure_provider_organization(
     Ok(uid)
 }
 
+pub(super) async fn revoke_token(pool: &Pool, hash: &str) -> Result<bool, StoreError> {
+    let revoked =
+        sqlx::query("UPDATE tokens SET revoked = TRUE WHERE hash = $1 AND revoked = FALSE")
+            .bind(hash)
+            .execute(pool)
+            .await?;
+    Ok(revoked.rows_affected() > 0)
+}
+
 pub(super) async fn insert_token(pool: &Pool, token: &TokenRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tokens (hash, user_uid, kind, read_only, family, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -33,6 +33,68 @@ pub(super) fn arguments(binds: &[Scalar]) -> Result<DbArguments, StoreError> {
     Ok(arguments)
 }
 
+/// Server and company names of a page of plans, one query per 500 plans (a page is at most
+/// a few hundred).
+pub(super) async fn plan_owners(
+    pool: &Pool,
+    plans: &[Uuid],
+) -> Result<HashMap<Uuid, crate::PlanOwner>, StoreError> {
+    let mut owners = HashMap::with_capacity(plans.len());
+    for chunk in plans.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT p.uid, s.name, COALESCE(tenant_company.name, server_company.name), ls.kind, ls.start_time \
+             FROM plans p JOIN backup_servers s ON s.uid = p.backup_server_uid \
+             LEFT JOIN sessions ls ON ls.uid = p.last_session_uid \
+             JOIN organizations server_company ON server_company.uid = s.organization_uid \
+             LEFT JOIN tenants t ON t.uid = p.tenant_uid \
+             LEFT JOIN organizations tenant_company ON tenant_company.uid = t.organization_uid \
+             WHERE p.uid IN ({})",
+            placeholders.join(", ")
+        );
+        type OwnerRow = (String, String, String, Option<String>, Option<i64>);
+        let mut query = sqlx::query_as::<_, OwnerRow>(AssertSqlSafe(sql));
+        for plan in chunk {
+            query = query.bind(uid_text(*plan));
+        }
+        for (uid, server_name, company_name, kind, start) in query.fetch_all(pool).await? {
+            let last_run = match (kind, start) {
+                (Some(kind), Some(start)) => Some((
+                    standby_model::SessionKind::parse(&kind).ok_or_else(|| {
+                        StoreError::Corrupt {
+                            table: "sessions",
+                            column: "kind",
+                            value: kind.clone(),
+                        }
+                    })?,
+                    Timestamp::from_ticks(start),
+                )),
+                _ => None,
+            };
+            owners.insert(
+                parse_uid("plans", "uid", &uid)?,
+                crate::PlanOwner {
+                    server_name,
+                    company_name,
+                    last_run,
+                },
+            );
+        }
+    }
+    Ok(owners)
+}
+
+pub(super) async fn boot_order(pool: &Pool, plan: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT uid FROM plan_objects WHERE plan_uid = $1 ORDER BY boot_order, uid")
+            .bind(uid_text(plan))
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|(uid,)| parse_uid("plan_objects", "uid", uid))
+        .collect()
+}
+
 const PLAN_SELECT: &str = "SELECT p.uid, p.original_uid, p.backup_server_uid, p.name, p.type, p.status, p.tenant_uid, \
      p.objects_count, p.pre_failover_command, p.post_failover_command, ls.uid, ls.end_time, ls.status, ls.message";
 const PLAN_FROM: &str = " FROM plans p LEFT JOIN sessions ls ON ls.uid = p.last_session_uid";

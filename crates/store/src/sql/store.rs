@@ -25,6 +25,10 @@ impl Store for super::BackendStore {
         self.freshness.current()
     }
 
+    fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.freshness.subscribe()
+    }
+
     async fn close(&self) {
         self.freshness.stop_watching().await;
         self.writer.close().await;
@@ -74,6 +78,17 @@ impl Store for super::BackendStore {
 
 #[async_trait]
 impl PlanStore for super::BackendStore {
+    async fn boot_order(&self, plan: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        super::plans::boot_order(&self.pool, plan).await
+    }
+
+    async fn plan_owners(
+        &self,
+        plans: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, PlanOwner>, StoreError> {
+        super::plans::plan_owners(&self.pool, plans).await
+    }
+
     async fn is_empty(&self) -> Result<bool, StoreError> {
         let row: Option<(String,)> = sqlx::query_as("SELECT uid FROM plans LIMIT 1")
             .fetch_optional(&self.pool)
@@ -210,6 +225,13 @@ impl AuthStore for super::BackendStore {
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         super::auth::insert_token(&self.writer, token).await
+    }
+
+    async fn revoke_token(&self, hash: &str) -> Result<bool, StoreError> {
+        let result = super::auth::revoke_token(&self.writer, hash).await;
+        // Cached credentials are kept per generation: the revoked one must not be served.
+        self.freshness.advance();
+        result
     }
 
     async fn find_credential(
