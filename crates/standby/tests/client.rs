@@ -471,6 +471,31 @@ async fn start_wait_undo_and_failed_runs() {
     let run = standby(dir, &["actions", "show", id, "-o", "json"], None).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["data"]["id"], id);
+
+    // `--wait` and `watch` followed the runs over the event stream, not by polling: the run
+    // history was read only to learn each plan's newest run before a start or undo.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let requests = |route: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with("standby_http_requests_total{"))
+            .filter(|line| line.contains(&format!("route=\"{route}\"")))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let streams = requests("/api/v3/extensions/failoverplans/events");
+    let history = requests("/api/v3/extensions/failoverplans/{planUid}/sessions");
+    assert_eq!(streams, 4.0, "three --wait and one watch: {metrics}");
+    // One read per plan of each start or undo sent (2 + 1 + 2 + 1 + 1), none while following.
+    assert_eq!(history, 7.0, "the run history was polled");
 }
 
 #[tokio::test]

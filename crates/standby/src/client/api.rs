@@ -131,6 +131,48 @@ impl Api {
             .map(|(_, body)| body)
     }
 
+    /// Opens a server-sent event stream: a GET that answers `text/event-stream`, left open (no
+    /// overall timeout: the caller watches for silence). `Ok(None)` when the server has no such
+    /// route (an older Standby, or VSPC itself), so the caller can fall back to polling.
+    pub async fn open_events(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        last_event_id: Option<&str>,
+    ) -> Result<Option<reqwest::Response>, ClientError> {
+        let mut refreshed = false;
+        loop {
+            let bearer = self.bearer(refreshed).await?;
+            let mut request = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(bearer)
+                .header("X-Client-Version", "3.6.1")
+                .header(reqwest::header::ACCEPT, "text/event-stream")
+                // A run may take hours; silence is detected by the reader instead.
+                .timeout(Duration::from_secs(7 * 24 * 3600))
+                .query(query);
+            if let Some(id) = last_event_id {
+                request = request.header("Last-Event-ID", id);
+            }
+            let response = request.send().await.map_err(transport)?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed && self.can_refresh() {
+                refreshed = true;
+                continue;
+            }
+            // No such route (or a plan gone meanwhile): polling says which, as it always did.
+            if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+                return Ok(None);
+            }
+            if !status.is_success() {
+                let text = response.text().await.map_err(transport)?;
+                return Err(api_error(status, &text));
+            }
+            return Ok(Some(response));
+        }
+    }
+
     async fn send(
         &self,
         method: Method,

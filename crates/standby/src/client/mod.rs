@@ -8,6 +8,7 @@
 mod actions;
 mod api;
 mod credentials;
+mod events;
 mod plans;
 mod table;
 mod watch;

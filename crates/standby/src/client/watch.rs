@@ -1,7 +1,9 @@
 //! The live view of `--wait` and `watch`: one progress bar per plan and a line per VM with its
-//! restore point and status, redrawn as the server reports (polled once a second from the run
-//! history extension), then a summary. When standard error is not a terminal (a script, a log
-//! file, CI) it prints one line per change instead of redrawing.
+//! restore point and status, redrawn as the server reports, then a summary. The server pushes
+//! each change as a server-sent event (`/extensions/failoverplans/events`); against a server
+//! without that route it polls the run history extension once a second instead. When standard
+//! error is not a terminal (a script, a log file, CI) it prints one line per change instead of
+//! redrawing.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -11,10 +13,20 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::api::Api;
+use super::events::EventReader;
 use super::table::{self, Table};
 use super::{ClientError, OutputFormat, print_json};
 
 const POLL: Duration = Duration::from_secs(1);
+
+/// A followed plan with no run of ours yet has its async action checked this often.
+const ACTION_CHECK: Duration = Duration::from_secs(5);
+
+/// The server sends a keep-alive every 15 s; this much silence means the stream is gone.
+const SILENCE: Duration = Duration::from_secs(45);
+
+/// Reconnections in a row that may fail before the command gives up.
+const RECONNECTS: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunKind {
@@ -93,7 +105,10 @@ async fn newest_session(api: &Api, plan_uid: &str) -> Result<Option<Value>, Clie
 /// How one followed plan stands.
 struct Followed {
     target: Target,
+    /// Our run, once it began.
     session: Option<Value>,
+    /// The plan's newest run as last reported, ours or not.
+    seen: Option<Value>,
     /// Why it ended without a run of ours, if it did.
     no_run: Option<String>,
     done: bool,
@@ -132,6 +147,7 @@ pub async fn follow(
             Followed {
                 target,
                 session: None,
+                seen: None,
                 no_run: None,
                 done: false,
                 last_line: bar.clone(),
@@ -141,24 +157,121 @@ pub async fn follow(
             }
         })
         .collect();
-    while followed.iter().any(|f| !f.done) {
-        for plan in followed.iter_mut().filter(|f| !f.done) {
-            poll(api, plan, &multi, live).await?;
-        }
-        if followed.iter().any(|f| !f.done) {
-            tokio::time::sleep(POLL).await;
+    if !follow_events(api, &mut followed, &multi, live).await? {
+        // No event stream on this server: poll.
+        while followed.iter().any(|f| !f.done) {
+            for plan in followed.iter_mut().filter(|f| !f.done) {
+                let newest = newest_session(api, &plan.target.plan_uid).await?;
+                observe(api, plan, newest, &multi, live).await?;
+            }
+            if followed.iter().any(|f| !f.done) {
+                tokio::time::sleep(POLL).await;
+            }
         }
     }
     report(&followed, output)
 }
 
-async fn poll(
+/// Follows the plans over the server's event stream until every run ended. `false` when the
+/// server has no event stream (nothing was followed yet).
+async fn follow_events(
+    api: &Api,
+    followed: &mut [Followed],
+    multi: &MultiProgress,
+    live: bool,
+) -> Result<bool, ClientError> {
+    let query: Vec<(&str, String)> = followed
+        .iter()
+        .map(|f| ("planUid", f.target.plan_uid.clone()))
+        .collect();
+    let path = "/extensions/failoverplans/events";
+    let mut last_id: Option<String> = None;
+    let mut failures = 0;
+    while followed.iter().any(|f| !f.done) {
+        let response = match api.open_events(path, &query, last_id.as_deref()).await {
+            Ok(Some(response)) => response,
+            Ok(None) if last_id.is_none() => return Ok(false),
+            Ok(None) => return Err(ClientError::Transport("the event stream went away".into())),
+            Err(ClientError::Transport(message)) if failures < RECONNECTS => {
+                failures += 1;
+                tracing::debug!(%message, "event stream: reconnecting");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(failures))).await;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let mut reader = EventReader::new(response);
+        let mut silent = Duration::ZERO;
+        while followed.iter().any(|f| !f.done) {
+            match tokio::time::timeout(ACTION_CHECK, reader.next()).await {
+                Ok(Ok(Some(event))) => {
+                    failures = 0;
+                    silent = Duration::ZERO;
+                    if event.id.is_some() {
+                        last_id = event.id.clone();
+                    }
+                    if event.event != "session" {
+                        continue;
+                    }
+                    let update: Value = serde_json::from_str(&event.data).map_err(|e| {
+                        ClientError::Transport(format!("an event's data is not JSON: {e}"))
+                    })?;
+                    let uid = table::text(&update["planUid"]);
+                    if let Some(plan) = followed
+                        .iter_mut()
+                        .find(|f| !f.done && f.target.plan_uid == uid)
+                    {
+                        let session = Some(update["session"].clone()).filter(|s| !s.is_null());
+                        observe(api, plan, session, multi, live).await?;
+                    }
+                }
+                Ok(Ok(None)) => {
+                    // Closed by the server (a restart, a lost session): reconnect, but not
+                    // forever if it keeps closing at once.
+                    failures += 1;
+                    if failures > RECONNECTS {
+                        return Err(ClientError::Transport(
+                            "the server keeps closing the event stream".into(),
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(failures))).await;
+                    break;
+                }
+                Ok(Err(ClientError::Transport(message))) if failures < RECONNECTS => {
+                    failures += 1;
+                    tracing::debug!(%message, "event stream: reconnecting");
+                    break;
+                }
+                Ok(Err(error)) => return Err(error),
+                Err(_quiet) => {
+                    // Nothing changed: a run of ours that never began is told by its action.
+                    for plan in followed
+                        .iter_mut()
+                        .filter(|f| !f.done && f.session.is_none())
+                    {
+                        let newest = plan.seen.clone();
+                        observe(api, plan, newest, multi, live).await?;
+                    }
+                    silent += ACTION_CHECK;
+                    if silent >= SILENCE {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Takes in the plan's newest run as the server reports it (`None`: it never ran).
+async fn observe(
     api: &Api,
     plan: &mut Followed,
+    newest: Option<Value>,
     multi: &MultiProgress,
     live: bool,
 ) -> Result<(), ClientError> {
-    let newest = newest_session(api, &plan.target.plan_uid).await?;
+    plan.seen = newest.clone();
     let ours = match (&plan.target.newer_than, newest) {
         (None, Some(session)) => Some(session),
         (None, None) => {
