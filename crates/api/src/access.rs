@@ -9,8 +9,8 @@ use standby_model::Role;
 use standby_store::Scope;
 
 use crate::AppState;
-use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::identity::Principal;
 
 fn forbidden() -> ApiError {
     ApiError::forbidden("Access to the requested resource is forbidden.")

@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::access::{ReadAccess, WriteAccess};
-use crate::auth::Principal;
 use crate::envelope::{empty, json_response, page_of_values};
 use crate::error::{ApiError, ApiResult};
+use crate::identity::Principal;
 use crate::params::{QueryParams, Version, path_uid};
 
 /// `AsyncActionInfo`'s properties, for `select` (actions are not filtered or sorted).

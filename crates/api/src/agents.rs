@@ -27,10 +27,10 @@ use standby_store::{AuditAction, AuditEntry, AuditOutcome};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::token_hash;
 use crate::envelope::json_response;
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Body, QueryParams};
+use crate::secrets::token_hash;
 
 /// The longest long poll an agent may ask for.
 pub const MAX_POLL_SECONDS: u64 = 30;
@@ -48,7 +48,7 @@ const MAX_COMMAND: usize = 4_096;
 
 /// A fresh secret with a prefix, and its SHA-256 (what the store keeps).
 fn new_secret(prefix: &str) -> Result<(String, String), ApiError> {
-    let secret = format!("{prefix}{}", crate::auth::new_token()?);
+    let secret = format!("{prefix}{}", crate::secrets::new_token()?);
     let hash = token_hash(&secret);
     Ok((secret, hash))
 }

@@ -3,7 +3,6 @@
 //! `GET /api/v3/extensions/audit` (and with `standby audit`).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, Request, State};
 use axum::http::Method;
@@ -17,9 +16,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::access::ProviderAdminAccess;
-use crate::auth::Principal;
 use crate::envelope::page_of_values;
 use crate::error::ApiResult;
+use crate::identity::Principal;
 use crate::params::{QueryParams, Version};
 
 /// Where the request came from (`unknown` when the server runs without connection info).
@@ -38,22 +37,6 @@ pub(crate) fn address_of(extensions: &axum::http::Extensions) -> String {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
-}
-
-/// Filled by the `Principal` extractor, so the audit layer learns who made the request.
-#[derive(Clone, Default)]
-pub struct PrincipalSlot(pub Arc<Mutex<Option<Principal>>>);
-
-impl PrincipalSlot {
-    pub fn fill(&self, principal: &Principal) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(principal.clone());
-        }
-    }
-
-    fn take(&self) -> Option<Principal> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
 }
 
 /// Names a write by its route: (`plan.start`, target UID).
@@ -132,11 +115,7 @@ pub async fn record(store: &dyn AuditLog, mut entry: AuditEntry) {
 }
 
 /// Audits every write to `/api/v3` (the token endpoint audits logins itself).
-pub async fn audit_writes(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn audit_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
         || request.uri().path().ends_with("/token")
@@ -148,11 +127,11 @@ pub async fn audit_writes(
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     let address = address_of(request.extensions());
-    let slot = PrincipalSlot::default();
-    request.extensions_mut().insert(slot.clone());
+    // Authenticated by the throttle layer, outside this one; none for a request without a valid
+    // credential (its handler answers 401).
+    let principal = request.extensions().get::<Principal>().cloned();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    let principal = slot.take();
     let (action, target) = classify(&method, &path);
     let detail = match query {
         Some(query) if action == AuditAction::PlanStart => format!("HTTP {status}; {query}"),

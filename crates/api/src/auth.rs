@@ -1,198 +1,22 @@
-//! Authentication: `POST /api/v3/token` (OAuth2 password and refresh grants), opaque bearer
-//! tokens stored as SHA-256, argon2 passwords, and the [`Principal`] extractor.
+//! Logins: `POST /api/v3/token` (OAuth2 password and refresh grants), the password check every
+//! login shares (the console's form too), console sessions, and the first administrator. Who a
+//! request is comes from `identity`; tokens and password hashes from `secrets`.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use standby_model::{Role, Timestamp};
 use standby_store::{
-    AuditAction, AuditOutcome, AuthStore, Scope, StoreError, TokenKind, TokenRecord, UserRecord,
+    AuditAction, AuditOutcome, AuthStore, StoreError, TokenKind, TokenRecord, UserRecord,
 };
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::cache::KnownCredential;
 use crate::envelope::json_response;
 use crate::error::ApiError;
+use crate::secrets::{generate_password, hash_password, new_token, token_hash, verify_password};
 use crate::throttle::LoginGate;
-
-/// Who is calling, as established from their bearer token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub user_uid: Uuid,
-    pub name: String,
-    pub organization_uid: Uuid,
-    pub role: Role,
-    /// The token was issued with `readOnly=true`.
-    pub read_only: bool,
-    pub scope: Scope,
-}
-
-impl Principal {
-    fn from_user(user: UserRecord, read_only: bool, provider: Option<Uuid>) -> Self {
-        // Provider roles in the provider organization see everything; everyone else their own.
-        let scope = if user.role.is_provider_role() && Some(user.organization_uid) == provider {
-            Scope::All
-        } else {
-            Scope::Organization(user.organization_uid)
-        };
-        Principal {
-            user_uid: user.uid,
-            name: user.name,
-            organization_uid: user.organization_uid,
-            role: user.role,
-            read_only,
-            scope,
-        }
-    }
-}
-
-pub fn token_hash(token: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(token.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest.iter() {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    hex
-}
-
-/// A fresh opaque token: 32 random bytes, base64url.
-pub fn new_token() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// A new API key for a user: the key itself (shown once) and the record that stores its hash.
-pub fn new_api_key(
-    user: Uuid,
-    description: &str,
-    read_only: bool,
-) -> Result<(String, standby_store::ApiKeyRecord), ApiError> {
-    let key = format!("sbk_{}", new_token()?);
-    let record = standby_store::ApiKeyRecord {
-        hash: token_hash(&key),
-        user_uid: user,
-        description: description.to_owned(),
-        read_only,
-        created_at: Timestamp::now(),
-    };
-    Ok((key, record))
-}
-
-/// A random password for generated accounts (24 characters, base64url).
-pub fn generate_password() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// Argon2id with the crate's defaults (about 30 ms here), off the async threads.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::internal(format!("argon2: {e}")))
-}
-
-async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await
-    .map_err(ApiError::internal)
-}
-
-/// The token of `Authorization: Bearer <token>`.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::unauthorized("Authorization is required."));
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'."))
-}
-
-/// Resolves `Authorization: Bearer <token>` to a principal.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    authenticate_token(state, bearer_token(headers)?).await
-}
-
-/// Resolves an access token, API key or console session (all stored the same way, as the
-/// SHA-256 of the secret) to a principal. Every surface authenticates through this: the API
-/// with a bearer header, the web console with its session cookie.
-pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    let hash = token_hash(token);
-    let now = Timestamp::now();
-    // Noted before the lookup: a revocation committed after it advances the generation.
-    let generation = state.store.data_generation();
-    if let Some(known) = state.credentials.get(generation, &hash)
-        && known.expires_at.is_none_or(|expiry| now < expiry)
-    {
-        return Ok(known.principal);
-    }
-    let credential = state
-        .store
-        .find_credential(&hash, now)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("The access token is invalid or has expired."))?;
-    let expires_at = credential.expires_at;
-    // Any organization of kind provider is the provider's: an installation started empty (with
-    // its own "Standby" organization) and later given a fleet with a named provider has two.
-    let provider = credential
-        .provider_organization
-        .then_some(credential.user.organization_uid);
-    let principal = Principal::from_user(credential.user, credential.read_only, provider);
-    let known = KnownCredential {
-        principal: principal.clone(),
-        expires_at,
-    };
-    state.credentials.keep(generation, hash, known, 1);
-    Ok(principal)
-}
-
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        // The idempotency layer may have authenticated this request already.
-        if let Some(principal) = parts.extensions.get::<Principal>().cloned() {
-            if let Some(slot) = parts.extensions.get::<crate::audit::PrincipalSlot>() {
-                slot.fill(&principal);
-            }
-            return Ok(principal);
-        }
-        let principal = authenticate(state, &parts.headers).await?;
-        parts.extensions.insert(principal.clone());
-        if let Some(slot) = parts.extensions.get::<crate::audit::PrincipalSlot>() {
-            slot.fill(&principal);
-        }
-        Ok(principal)
-    }
-}
 
 async fn login_audit(
     state: &AppState,

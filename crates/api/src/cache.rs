@@ -1,4 +1,4 @@
-//! Answers kept per data generation (`standby_store::freshness`): the serialized bodies of reads,
+//! Values kept per data generation (`standby_store::freshness`): the serialized bodies of reads,
 //! and who a bearer token or API key stands for. An entry is served only while the store's data
 //! generation is the one it was computed at: a write by this process (a revoked token, a disabled
 //! user, a changed plan) shows in the next request, a write by another process (an admin command
@@ -12,9 +12,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::body::Bytes;
-use standby_model::Timestamp;
-
-use crate::auth::Principal;
 
 /// Values kept for one generation, up to a total weight; the first value of a newer generation
 /// drops every older one (they can never be served again).
@@ -77,19 +74,6 @@ impl<V: Clone> GenerationCache<V> {
 
 /// Serialized bodies of successful reads, weighed in bytes.
 pub type ResponseCache = GenerationCache<Bytes>;
-
-/// Who a token hash stands for, and until when (API keys do not expire).
-#[derive(Debug, Clone)]
-pub struct KnownCredential {
-    pub principal: Principal,
-    pub expires_at: Option<Timestamp>,
-}
-
-/// Bearer credentials already checked, weighed one each.
-pub type CredentialCache = GenerationCache<KnownCredential>;
-
-/// How many distinct credentials are kept (a bound on memory: about 200 bytes each).
-pub const MAX_KNOWN_CREDENTIALS: usize = 100_000;
 
 #[cfg(test)]
 mod tests {

@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::access::{ProviderAdminAccess, ProviderWriteAccess, ReadAccess};
-use crate::auth::Principal;
 use crate::envelope::{json_response, page_of_values};
 use crate::error::{ApiError, ApiResult};
+use crate::identity::Principal;
 use crate::params::{Body, QueryParams, Version, path_uid};
 use crate::vspc::parse_point_in_time;
 
@@ -276,7 +276,7 @@ pub async fn session_events(
     for plan in &plans {
         visible_plan(&state, &principal, *plan).await?;
     }
-    let credential = crate::auth::bearer_token(&headers)?.to_owned();
+    let credential = crate::identity::bearer_token(&headers)?.to_owned();
     let store = state.store.clone();
     let snapshot = move |principal: Principal| -> crate::live::Snapshot {
         let store = store.clone();

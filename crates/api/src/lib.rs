@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod error;
 pub mod extensions;
 pub mod health;
+pub mod identity;
 pub mod live;
 pub mod location;
 pub mod metrics;
@@ -20,6 +21,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod params;
 pub mod patch;
+pub mod secrets;
 pub mod servers;
 pub mod throttle;
 pub mod users;
@@ -92,7 +94,7 @@ pub struct AppState {
     pub engine: Option<standby_engine::Engine>,
     pub throttle: Arc<throttle::Throttle>,
     pub responses: Arc<cache::ResponseCache>,
-    pub credentials: Arc<cache::CredentialCache>,
+    pub credentials: Arc<identity::CredentialCache>,
     /// Verified against when a login names an unknown user, so timing does not reveal it.
     dummy_hash: Arc<str>,
 }
@@ -103,12 +105,14 @@ impl AppState {
         settings: ApiSettings,
         engine: Option<standby_engine::Engine>,
     ) -> Result<Self, ApiError> {
-        let dummy_hash = auth::hash_password(auth::generate_password()?).await?;
+        let dummy_hash = secrets::hash_password(secrets::generate_password()?).await?;
         let throttle = Arc::new(throttle::Throttle::new(settings.throttle.clone()));
         Ok(AppState {
             store,
             responses: Arc::new(cache::ResponseCache::new(settings.response_cache_bytes)),
-            credentials: Arc::new(cache::CredentialCache::new(cache::MAX_KNOWN_CREDENTIALS)),
+            credentials: Arc::new(identity::CredentialCache::new(
+                identity::MAX_KNOWN_CREDENTIALS,
+            )),
             settings: Arc::new(settings),
             engine,
             throttle,
@@ -342,7 +346,7 @@ pub fn router_with(state: AppState, surfaces: Router<AppState>) -> Router {
             state.clone(),
             location::absolute_locations,
         ))
-        .layer(DefaultBodyLimit::max(middleware::MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(params::MAX_BODY_BYTES))
         .layer(axum_middleware::from_fn(middleware::request_limits))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -21,7 +21,7 @@ use futures_util::Stream;
 
 use crate::AppState;
 use crate::access::check_read;
-use crate::auth::{Principal, authenticate_token};
+use crate::identity::{Principal, authenticate_token};
 
 /// Changes closer together than this are sent as one update.
 pub const COALESCE: Duration = Duration::from_millis(150);

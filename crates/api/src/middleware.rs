@@ -12,12 +12,10 @@ use standby_store::{IdempotencyKey, Reservation, StoredResponse};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::authenticate;
 use crate::error::{ApiError, SERVER_ERROR};
+use crate::identity::authenticate;
 use crate::params::Version;
 
-/// Request and response bodies are bounded; a JSON Patch or a page is far smaller.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The longest request target served, in bytes (path and query). Past it: 414 in the envelope.
 /// (The HTTP/1 server refuses a target over 65,534 bytes itself, with an empty 414.)
 pub const MAX_URI_BYTES: usize = 48 * 1024;
@@ -69,25 +67,25 @@ async fn replay_or_run(
 ) -> Result<Response, Response> {
     let version = Version::from_headers(request.headers()).map_err(IntoResponse::into_response)?;
     // The throttle layer has usually authenticated the request already.
-    let principal = match request.extensions().get::<crate::auth::Principal>() {
+    let principal = match request.extensions().get::<crate::identity::Principal>() {
         Some(principal) => principal.clone(),
         None => authenticate(state, request.headers())
             .await
             .map_err(IntoResponse::into_response)?,
     };
-    if let Some(slot) = request.extensions().get::<crate::audit::PrincipalSlot>() {
-        slot.fill(&principal);
-    }
     // Every PATCH and POST here is a write: a replay is answered only to someone who may make
     // the request itself.
     crate::access::check_write(&principal).map_err(IntoResponse::into_response)?;
     let (mut parts, body) = request.into_parts();
-    let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::too_large(format!(
-            "The request body is larger than {MAX_BODY_BYTES} bytes."
-        ))
-        .into_response()
-    })?;
+    let body = to_bytes(body, crate::params::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::too_large(format!(
+                "The request body is larger than {} bytes.",
+                crate::params::MAX_BODY_BYTES
+            ))
+            .into_response()
+        })?;
     let mut hasher = Sha256::new();
     for piece in [
         parts.method.as_str(),

@@ -107,6 +107,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Version {
     }
 }
 
+/// Request and response bodies are bounded; a JSON Patch or a page is far smaller.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// The raw request body; a body over the limit (or one that cannot be read) is refused in the
 /// error envelope rather than with the framework's plain-text rejection.
 pub struct Body(pub axum::body::Bytes);
@@ -124,10 +127,10 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|length| length > crate::middleware::MAX_BODY_BYTES as u64) {
+        if announced.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
             return Err(ApiError::too_large(format!(
                 "The request body is larger than {} bytes.",
-                crate::middleware::MAX_BODY_BYTES
+                MAX_BODY_BYTES
             )));
         }
         match axum::body::Bytes::from_request(request, state).await {
@@ -135,7 +138,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
             Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::too_large(format!(
                     "The request body is larger than {} bytes.",
-                    crate::middleware::MAX_BODY_BYTES
+                    MAX_BODY_BYTES
                 )))
             }
             Err(rejection) => Err(ApiError::bad_body(format!(

@@ -19,8 +19,9 @@ use standby_model::Timestamp;
 use standby_store::{AuthStore, LoginAttempt, StoreError};
 
 use crate::AppState;
-use crate::auth::{authenticate, token_hash};
 use crate::error::ApiError;
+use crate::identity::authenticate;
+use crate::secrets::token_hash;
 
 #[derive(Debug, Clone)]
 pub struct ThrottleSettings {

@@ -5,8 +5,8 @@ use standby_model::{Role, WireEnum};
 use standby_store::{AuthStore, UserRecord};
 use uuid::Uuid;
 
-use crate::auth::{generate_password, hash_password};
 use crate::error::ApiError;
+use crate::secrets::{generate_password, hash_password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {

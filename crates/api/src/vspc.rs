@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::access::{ReadAccess, WriteAccess};
-use crate::auth::Principal;
 use crate::envelope::{self, to_wire};
 use crate::error::{ApiError, ApiResult};
+use crate::identity::Principal;
 use crate::middleware::{IdempotentRequest, keep_response, stored_response};
 use crate::params::{Body, QueryParams, Version, path_uid};
 use crate::patch;

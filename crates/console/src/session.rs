@@ -13,9 +13,10 @@ use standby_api::AppState;
 use standby_api::access::{check_read, check_write, is_provider_admin};
 use standby_api::audit::ClientAddress;
 use standby_api::auth::{
-    LoginRefusal, Principal, authenticate_token, check_password, close_console_session, new_token,
-    open_console_session, token_hash,
+    LoginRefusal, check_password, close_console_session, open_console_session,
 };
+use standby_api::identity::{Principal, authenticate_token};
+use standby_api::secrets::{new_token, token_hash};
 
 use crate::form::Fields;
 use crate::view::{self, Page, PageError};

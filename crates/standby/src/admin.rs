@@ -253,7 +253,7 @@ pub async fn apikeys(command: ApiKeysCommand, location: &Location) -> anyhow::Re
                 let Some(user) = store.find_user_by_name(&name).await? else {
                     bail!("no user named '{name}'");
                 };
-                let (key, record) = standby_api::auth::new_api_key(user.uid, &description, read_only)
+                let (key, record) = standby_api::secrets::new_api_key(user.uid, &description, read_only)
                     .map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
                 store.insert_api_key(&record).await?;
                 audit(

@@ -366,7 +366,11 @@ async fn enrollment_tokens_work_once_and_only_until_they_expire() {
         .expect("the server");
     let expired = standby_model::Timestamp::now().plus_millis(-1_000);
     agents
-        .reenroll(server.uid, &standby_api::auth::token_hash(&other), expired)
+        .reenroll(
+            server.uid,
+            &standby_api::secrets::token_hash(&other),
+            expired,
+        )
         .await
         .expect("expire the token");
     store.close().await;
