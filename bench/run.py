@@ -131,7 +131,8 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
-def wrk(url, token, seconds, connections, method="GET", body=None, paths=None, bust=False):
+def wrk(url, token, seconds, connections, method="GET", body=None, paths=None, bust=False,
+        headers=()):
     script = os.path.join(tempfile.gettempdir(), "standby-bench.lua")
     with open(script, "w") as handle:
         handle.write(LUA)
@@ -140,6 +141,8 @@ def wrk(url, token, seconds, connections, method="GET", body=None, paths=None, b
                "-s", script]
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
+    for header in headers:
+        command += ["-H", header]
     if body is not None:
         command += ["-H", "Content-Type: application/json"]
     command += [url, "--", method, json.dumps(body) if body is not None else ""]

@@ -343,6 +343,9 @@ pub async fn queue_session(
     requested_point: Option<Timestamp>,
     params: &QueryParams,
 ) -> ApiResult<Response> {
+    // Every caller checks this already (the API's extractor, the console's form); a public
+    // function that starts plans checks it once more itself.
+    crate::access::check_write(principal)?;
     // The async action is named after the operation that created it, as VSPC names them.
     let action_name = match kind {
         SessionKind::Undo => "UndoBackupFailoverPlan",

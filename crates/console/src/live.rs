@@ -172,10 +172,9 @@ fn followed_plans(fields: &Fields) -> Result<Vec<Uuid>, PageError> {
         }
     }
     if plans.is_empty() || plans.len() > MAX_PLANS {
-        return Err(PageError::new(
-            StatusCode::BAD_REQUEST,
-            format!("Name 1 to {MAX_PLANS} plans to follow."),
-        ));
+        return Err(PageError::bad_request(format!(
+            "Name 1 to {MAX_PLANS} plans to follow."
+        )));
     }
     Ok(plans)
 }

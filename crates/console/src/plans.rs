@@ -263,6 +263,18 @@ pub struct Choice {
     pub selected: bool,
 }
 
+/// Up to this many servers or companies are listed in a filter's drop-down; past it (the large
+/// fleet has 10,000 servers) the filter is a text box taking a name.
+const MAX_LISTED: usize = 200;
+
+/// A server or company filter: a drop-down of the choices, or a text box for a name.
+pub struct Picker {
+    pub listed: bool,
+    pub choices: Vec<Choice>,
+    /// The name of the one chosen now, for the text box.
+    pub current: String,
+}
+
 pub struct SortHeader {
     pub label: &'static str,
     pub url: String,
@@ -281,8 +293,9 @@ struct PlansPage {
     last: u64,
     statuses: Vec<Choice>,
     types: Vec<Choice>,
-    servers: Vec<Choice>,
-    companies: Vec<Choice>,
+    servers: Picker,
+    companies: Picker,
+    has_companies: bool,
     name: String,
     sort: String,
     descending: bool,
@@ -313,23 +326,75 @@ pub async fn list(
         .iter()
         .map(|plan| plan_row(plan, owners.get(&plan.instance_uid)))
         .collect::<Vec<_>>();
-    let servers = state.store.agents().servers(scope).await?;
-    let companies = if scope == Scope::All {
+    let servers: Vec<(Uuid, String)> = state
+        .store
+        .agents()
+        .servers(scope)
+        .await?
+        .into_iter()
+        .map(|s| (s.uid, s.name))
+        .collect();
+    let companies: Vec<(Uuid, String)> = if scope == Scope::All {
         state
             .store
             .list_organizations()
             .await?
             .into_iter()
             .filter(|o| o.kind == standby_fleet::OrganizationKind::Company)
-            .map(|o| Choice {
-                selected: filters.company == Some(o.uid),
-                value: o.uid.to_string(),
-                label: o.name,
-            })
+            .map(|o| (o.uid, o.name))
             .collect()
     } else {
         Vec::new()
     };
+    // A server or company typed by name (the filter's text box, used where there are too many
+    // to list): resolved here, then the canonical URL (by UID) is shown, so it can be shared.
+    let by_name = |choices: &[(Uuid, String)], name: Option<&str>, what: &str| {
+        name.map(|name| {
+            choices
+                .iter()
+                .find(|(_, label)| label.eq_ignore_ascii_case(name))
+                .map(|(uid, _)| *uid)
+                .ok_or_else(|| {
+                    PageError::bad_request(format!("There is no {what} named '{name}'."))
+                })
+        })
+        .transpose()
+    };
+    let named_server = by_name(&servers, fields.get("server_name"), "backup server")?;
+    let named_company = by_name(&companies, fields.get("company_name"), "company")?;
+    if named_server.is_some() || named_company.is_some() {
+        let mut changes = Vec::new();
+        if let Some(uid) = named_server {
+            changes.push(("server", uid.to_string()));
+        }
+        if let Some(uid) = named_company {
+            changes.push(("company", uid.to_string()));
+        }
+        changes.push(("page", String::new()));
+        return Ok(Redirect::to(&filters.url_with(&changes)).into_response());
+    }
+    let picker = |choices: Vec<(Uuid, String)>, selected: Option<Uuid>| Picker {
+        current: selected
+            .and_then(|uid| choices.iter().find(|(u, _)| *u == uid))
+            .map(|(_, name)| name.clone())
+            .unwrap_or_default(),
+        listed: choices.len() <= MAX_LISTED,
+        choices: if choices.len() <= MAX_LISTED {
+            choices
+                .into_iter()
+                .map(|(uid, name)| Choice {
+                    selected: selected == Some(uid),
+                    value: uid.to_string(),
+                    label: name,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let has_companies = !companies.is_empty();
+    let servers = picker(servers, filters.server);
+    let companies = picker(companies, filters.company);
     let pages = result.total.div_ceil(u64::from(filters.per_page)).max(1);
     let first = u64::from(query.paging.offset) + 1;
     let last = u64::from(query.paging.offset) + rows.len() as u64;
@@ -391,15 +456,9 @@ pub async fn list(
                 selected: filters.types.iter().any(|f| f == t.as_str()),
             })
             .collect(),
-        servers: servers
-            .into_iter()
-            .map(|s| Choice {
-                selected: filters.server == Some(s.uid),
-                value: s.uid.to_string(),
-                label: s.name,
-            })
-            .collect(),
+        servers,
         companies,
+        has_companies,
         name: filters.name.clone(),
         sort: filters.sort.clone(),
         descending: filters.descending,

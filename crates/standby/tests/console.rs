@@ -344,6 +344,8 @@ async fn bad_input_gets_a_clear_4xx_and_starts_nothing() {
         "/plans?per=7",
         "/plans?page=-3",
         "/plans?server=nope",
+        "/plans?server_name=nope",
+        "/plans?company_name=Nobody%20Inc",
         "/plans/not-a-uid",
         "/live",
         "/live?plan=nope",
@@ -356,6 +358,19 @@ async fn bad_input_gets_a_clear_4xx_and_starts_nothing() {
     }
     let unknown = uuid::Uuid::now_v7();
     assert_eq!(admin.get(&format!("/plans/{unknown}")).await.status(), 404);
+    // A server typed by name (the text box of a fleet with too many to list) becomes the
+    // shareable URL by UID.
+    let server = app.plan(&plan).await["backupServerUid"].clone();
+    let response = admin
+        .get("/plans?server_name=VBR-DC2-01&status=Ready")
+        .await;
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains(&format!("server={}", server.as_str().unwrap())),
+        "{location}"
+    );
+    assert!(location.contains("status=Ready"), "{location}");
     let start = format!("/plans/{plan}/start");
     for form in [
         vec![("csrf", csrf)],
