@@ -71,6 +71,14 @@ def one_run(args, index):
             filtered = urllib.parse.urlencode([("status", "Ready"), ("type", "Cloud"),
                                                ("sort", "vms"), ("dir", "desc"), ("per", "100")])
             api_page = base + run.PLANS + "?limit=50"
+            # The same queries as the console's filtered page and page 500, through the API.
+            api_filtered = base + run.PLANS + "?" + urllib.parse.urlencode({
+                "filter": json.dumps([
+                    {"property": "status", "operation": "in", "value": ["Ready"]},
+                    {"property": "type", "operation": "in", "value": ["Cloud"]}]),
+                "sort": json.dumps([{"property": "objectsCount", "direction": "descending"}]),
+                "limit": "100"})
+            api_page_500 = base + run.PLANS + "?limit=50&offset=24950"
             scenarios = [
                 ("console_plans", base + "/plans", {"headers": [cookie]}),
                 ("console_plans_filtered_sorted", base + "/plans?" + filtered, {"headers": [cookie]}),
@@ -79,6 +87,8 @@ def one_run(args, index):
                 ("console_plan", f"{base}/plans/{plan}", {"headers": [cookie]}),
                 ("api_plans_cached", api_page, {"token": token}),
                 ("api_plans_uncached", api_page, {"token": token, "bust": True}),
+                ("api_plans_filtered_sorted_uncached", api_filtered, {"token": token, "bust": True}),
+                ("api_plans_page_500_uncached", api_page_500, {"token": token, "bust": True}),
             ]
             figures = {"startup_seconds": startup}
             for name, url, options in scenarios:

@@ -42,6 +42,7 @@ pub struct RunPanel {
     pub has_run: bool,
     pub kind: String,
     pub production: bool,
+    pub test: bool,
     pub run_status: Status,
     pub finished: bool,
     pub message: String,
@@ -75,6 +76,7 @@ async fn panel(state: &AppState, operator: &Operator, uid: Uuid) -> Result<RunPa
         has_run: run.is_some(),
         kind: String::new(),
         production: false,
+        test: false,
         run_status: status("None"),
         finished: false,
         message: String::new(),
@@ -91,6 +93,7 @@ async fn panel(state: &AppState, operator: &Operator, uid: Uuid) -> Result<RunPa
         let finished = run.end_time.is_some() && !plan.status.is_busy();
         panel.kind = kind_label(run.kind).to_owned();
         panel.production = run.kind == SessionKind::Failover;
+        panel.test = run.kind == SessionKind::Test;
         panel.run_status = if finished {
             status(run.status.as_str())
         } else {

@@ -326,75 +326,81 @@ pub async fn list(
         .iter()
         .map(|plan| plan_row(plan, owners.get(&plan.instance_uid)))
         .collect::<Vec<_>>();
-    let servers: Vec<(Uuid, String)> = state
-        .store
-        .agents()
-        .servers(scope)
-        .await?
-        .into_iter()
-        .map(|s| (s.uid, s.name))
-        .collect();
-    let companies: Vec<(Uuid, String)> = if scope == Scope::All {
-        state
-            .store
-            .list_organizations()
-            .await?
-            .into_iter()
-            .filter(|o| o.kind == standby_fleet::OrganizationKind::Company)
-            .map(|o| (o.uid, o.name))
-            .collect()
+    let limit = MAX_LISTED as u32 + 1;
+    let servers = state.store.agents().server_names(scope, limit).await?;
+    let companies = if scope == Scope::All {
+        state.store.company_names(limit).await?
     } else {
         Vec::new()
     };
     // A server or company typed by name (the filter's text box, used where there are too many
     // to list): resolved here, then the canonical URL (by UID) is shown, so it can be shared.
-    let by_name = |choices: &[(Uuid, String)], name: Option<&str>, what: &str| {
-        name.map(|name| {
-            choices
-                .iter()
-                .find(|(_, label)| label.eq_ignore_ascii_case(name))
-                .map(|(uid, _)| *uid)
-                .ok_or_else(|| {
-                    PageError::bad_request(format!("There is no {what} named '{name}'."))
-                })
-        })
-        .transpose()
-    };
-    let named_server = by_name(&servers, fields.get("server_name"), "backup server")?;
-    let named_company = by_name(&companies, fields.get("company_name"), "company")?;
-    if named_server.is_some() || named_company.is_some() {
-        let mut changes = Vec::new();
-        if let Some(uid) = named_server {
-            changes.push(("server", uid.to_string()));
+    let mut changes = Vec::new();
+    if let Some(name) = fields.get("server_name") {
+        let server = state.store.agents().server_by_name(name).await?;
+        match server {
+            Some(server) if state.store.server_visible(scope, server.uid).await? => {
+                changes.push(("server", server.uid.to_string()));
+            }
+            _ => {
+                return Err(PageError::bad_request(format!(
+                    "There is no backup server named '{name}'."
+                )));
+            }
         }
-        if let Some(uid) = named_company {
-            changes.push(("company", uid.to_string()));
-        }
+    }
+    if let Some(name) = fields.get("company_name") {
+        let company = company_named(&state, scope, name).await?.ok_or_else(|| {
+            PageError::bad_request(format!("There is no company named '{name}'."))
+        })?;
+        changes.push(("company", company.0.to_string()));
+    }
+    if !changes.is_empty() {
         changes.push(("page", String::new()));
         return Ok(Redirect::to(&filters.url_with(&changes)).into_response());
     }
-    let picker = |choices: Vec<(Uuid, String)>, selected: Option<Uuid>| Picker {
-        current: selected
-            .and_then(|uid| choices.iter().find(|(u, _)| *u == uid))
-            .map(|(_, name)| name.clone())
-            .unwrap_or_default(),
-        listed: choices.len() <= MAX_LISTED,
-        choices: if choices.len() <= MAX_LISTED {
-            choices
-                .into_iter()
-                .map(|(uid, name)| Choice {
-                    selected: selected == Some(uid),
-                    value: uid.to_string(),
-                    label: name,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
+    // The name shown in a text box for the server or company chosen now.
+    let server_now = match filters.server {
+        Some(uid) if servers.len() > MAX_LISTED => state
+            .store
+            .agents()
+            .server(scope, uid)
+            .await?
+            .map(|server| server.name),
+        _ => None,
+    };
+    let company_now = match filters.company {
+        Some(uid) if companies.len() > MAX_LISTED => state
+            .store
+            .list_organizations()
+            .await?
+            .into_iter()
+            .find(|o| o.uid == uid)
+            .map(|o| o.name),
+        _ => None,
+    };
+    let picker = |choices: Vec<(Uuid, String)>, selected: Option<Uuid>, now: Option<String>| {
+        let listed = choices.len() <= MAX_LISTED;
+        Picker {
+            listed,
+            current: now.unwrap_or_default(),
+            choices: if listed {
+                choices
+                    .into_iter()
+                    .map(|(uid, name)| Choice {
+                        selected: selected == Some(uid),
+                        value: uid.to_string(),
+                        label: name,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
     };
     let has_companies = !companies.is_empty();
-    let servers = picker(servers, filters.server);
-    let companies = picker(companies, filters.company);
+    let servers = picker(servers, filters.server, server_now);
+    let companies = picker(companies, filters.company, company_now);
     let pages = result.total.div_ceil(u64::from(filters.per_page)).max(1);
     let first = u64::from(query.paging.offset) + 1;
     let last = u64::from(query.paging.offset) + rows.len() as u64;
@@ -480,6 +486,26 @@ pub async fn list(
         pages,
     };
     Ok(view::render(StatusCode::OK, &page))
+}
+
+/// A company by name, any case (companies are few next to plans; only a typed name asks).
+async fn company_named(
+    state: &AppState,
+    scope: Scope,
+    name: &str,
+) -> Result<Option<(Uuid, String)>, PageError> {
+    if scope != Scope::All {
+        return Ok(None);
+    }
+    Ok(state
+        .store
+        .list_organizations()
+        .await?
+        .into_iter()
+        .find(|o| {
+            o.kind == standby_fleet::OrganizationKind::Company && o.name.eq_ignore_ascii_case(name)
+        })
+        .map(|o| (o.uid, o.name)))
 }
 
 /// What a bulk form asks for.

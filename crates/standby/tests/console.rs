@@ -362,7 +362,7 @@ async fn bad_input_gets_a_clear_4xx_and_starts_nothing() {
     // shareable URL by UID.
     let server = app.plan(&plan).await["backupServerUid"].clone();
     let response = admin
-        .get("/plans?server_name=VBR-DC2-01&status=Ready")
+        .get("/plans?server_name=vbr-dc2-01&status=Ready")
         .await;
     assert_eq!(response.status(), 303);
     let location = response.headers()["location"].to_str().unwrap().to_owned();

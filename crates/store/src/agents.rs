@@ -133,6 +133,14 @@ pub trait AgentStore: Send + Sync + 'static {
     /// Every server in scope, by name.
     async fn servers(&self, scope: Scope) -> Result<Vec<ServerStatus>, StoreError>;
 
+    /// The first `limit` servers in scope by name, UID and name only (a filter's choices: a
+    /// large fleet has too many to list, and one more than `limit` says so).
+    async fn server_names(
+        &self,
+        scope: Scope,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, StoreError>;
+
     async fn server(&self, scope: Scope, uid: Uuid) -> Result<Option<ServerStatus>, StoreError>;
 
     async fn server_by_name(&self, name: &str) -> Result<Option<ServerStatus>, StoreError>;

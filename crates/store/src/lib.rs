@@ -330,6 +330,9 @@ pub trait AuthStore: Send + Sync {
         &self,
     ) -> Result<Vec<standby_fleet::OrganizationRecord>, StoreError>;
 
+    /// The first `limit` companies by name, UID and name only (a filter's choices).
+    async fn company_names(&self, limit: u32) -> Result<Vec<(Uuid, String)>, StoreError>;
+
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
 
     /// Sets a password hash and revokes the user's tokens; `false` if there is no such user.

@@ -159,6 +159,34 @@ impl AgentStore for SqlAgentStore {
         rows.iter().map(server_status).collect()
     }
 
+    async fn server_names(
+        &self,
+        scope: Scope,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, StoreError> {
+        let rows: Vec<(String, String)> = match scope {
+            Scope::All => {
+                sqlx::query_as("SELECT uid, name FROM backup_servers ORDER BY name, uid LIMIT $1")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Scope::Organization(organization) => {
+                sqlx::query_as(
+                    "SELECT uid, name FROM backup_servers WHERE organization_uid = $1 \
+                     ORDER BY name, uid LIMIT $2",
+                )
+                .bind(uid_text(organization))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(uid, name)| Ok((parse_uid("backup_servers", "uid", &uid)?, name)))
+            .collect()
+    }
+
     async fn server(&self, scope: Scope, uid: Uuid) -> Result<Option<ServerStatus>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SERVER_COLUMNS} FROM {SERVER_FROM} WHERE s.uid = $1"

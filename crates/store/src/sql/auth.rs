@@ -177,6 +177,21 @@ pub(super) async fn consume_refresh_token(
         .transpose()
 }
 
+pub(super) async fn company_names(
+    pool: &Pool,
+    limit: u32,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT uid, name FROM organizations WHERE kind = 'company' ORDER BY name, uid LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(uid, name)| Ok((parse_uid("organizations", "uid", &uid)?, name)))
+        .collect()
+}
+
 pub(super) async fn list_organizations(
     pool: &Pool,
 ) -> Result<Vec<standby_fleet::OrganizationRecord>, StoreError> {

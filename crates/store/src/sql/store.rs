@@ -197,6 +197,10 @@ impl AuthStore for super::BackendStore {
         super::auth::list_organizations(&self.pool).await
     }
 
+    async fn company_names(&self, limit: u32) -> Result<Vec<(Uuid, String)>, StoreError> {
+        super::auth::company_names(&self.pool, limit).await
+    }
+
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         super::auth::list_users(&self.pool).await
     }
