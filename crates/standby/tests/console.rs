@@ -303,6 +303,23 @@ async fn roles_and_companies_are_the_apis() {
         !page.contains("All companies"),
         "no company filter for a company user"
     );
+    // Its server filter offers its own servers and the provider's that host its Tenant plans,
+    // and filtering by one of those shows its plans there (and nobody else's).
+    assert!(page.contains(">contoso-vbr01</option>"), "{page}");
+    let draas = app.plan_named("Contoso DRaaS - Tier 2 - Web").await;
+    let provider_server = draas["backupServerUid"].as_str().unwrap();
+    assert!(
+        page.contains(&format!("value=\"{provider_server}\"")),
+        "{page}"
+    );
+    let page = contoso
+        .get_text(&format!("/plans?server={provider_server}"))
+        .await;
+    assert!(page.contains("Contoso DRaaS - Tier 2 - Web"), "{page}");
+    assert!(
+        !page.contains("Cloud DR"),
+        "the provider's own plans stay hidden"
+    );
     for path in [
         format!("/plans/{plan}"),
         format!("/plans/{plan}/history.csv"),

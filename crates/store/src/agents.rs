@@ -133,8 +133,9 @@ pub trait AgentStore: Send + Sync + 'static {
     /// Every server in scope, by name.
     async fn servers(&self, scope: Scope) -> Result<Vec<ServerStatus>, StoreError>;
 
-    /// The first `limit` servers in scope by name, UID and name only (a filter's choices: a
-    /// large fleet has too many to list, and one more than `limit` says so).
+    /// The first `limit` servers a scope's plans are on, by name, UID and name only (a filter's
+    /// choices: a large fleet has too many to list, and one more than `limit` says so). For a
+    /// company: its own servers and the provider's that host its Tenant plans.
     async fn server_names(
         &self,
         scope: Scope,

@@ -172,8 +172,12 @@ impl AgentStore for SqlAgentStore {
                     .await?
             }
             Scope::Organization(organization) => {
+                // The company's own servers, and the provider's that host its Tenant plans (the
+                // servers its plans are on, as the plan scope sees them).
                 sqlx::query_as(
                     "SELECT uid, name FROM backup_servers WHERE organization_uid = $1 \
+                     OR uid IN (SELECT p.backup_server_uid FROM plans p \
+                     JOIN tenants t ON t.uid = p.tenant_uid WHERE t.organization_uid = $1) \
                      ORDER BY name, uid LIMIT $2",
                 )
                 .bind(uid_text(organization))
