@@ -80,6 +80,10 @@ struct PlanFile {
     #[serde(default)]
     script_timeout_seconds: Option<u64>,
     #[serde(default)]
+    rto_target_seconds: Option<u32>,
+    #[serde(default)]
+    rpo_target_seconds: Option<u32>,
+    #[serde(default)]
     vms: Vec<VmFile>,
 }
 
@@ -210,6 +214,8 @@ pub struct Plan {
     pub pre_failover_command: String,
     pub post_failover_command: String,
     pub script_timeout: Duration,
+    /// The RTO and RPO targets the control plane judges this plan's runs against.
+    pub targets: standby_model::RecoveryTargets,
     /// In boot order.
     pub vms: Vec<Vm>,
 }
@@ -453,6 +459,16 @@ fn check_plan(plan: PlanFile, driver: DriverKind, base: &Path) -> Result<Plan, S
             "script_timeout_seconds = {timeout} is not between 1 and {MAX_SCRIPT_TIMEOUT_SECONDS}"
         ));
     }
+    let targets = standby_model::RecoveryTargets {
+        rto_seconds: plan.rto_target_seconds,
+        rpo_seconds: plan.rpo_target_seconds,
+    };
+    // The manifest's own names in the message, not the API's.
+    targets.check().map_err(|message| {
+        message
+            .replace("rtoSeconds", "rto_target_seconds")
+            .replace("rpoSeconds", "rpo_target_seconds")
+    })?;
     if plan.vms.is_empty() {
         return Err("no [[plans.vms]]: a plan needs at least one VM".to_owned());
     }
@@ -480,6 +496,7 @@ fn check_plan(plan: PlanFile, driver: DriverKind, base: &Path) -> Result<Plan, S
         pre_failover_command: plan.pre_failover_command,
         post_failover_command: plan.post_failover_command,
         script_timeout: Duration::from_secs(timeout),
+        targets,
         vms,
     })
 }
@@ -658,6 +675,28 @@ name = "a"
                 interval_minutes: 60
             }
         );
+    }
+
+    #[test]
+    fn targets_are_read_and_bounded() {
+        let with = MINIMAL.replace(
+            "type = \"Local\"",
+            "type = \"Local\"\nrto_target_seconds = 900\nrpo_target_seconds = 3600",
+        );
+        let manifest = parse(&with).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            manifest.plans[0].targets,
+            standby_model::RecoveryTargets {
+                rto_seconds: Some(900),
+                rpo_seconds: Some(3600)
+            }
+        );
+        assert!(parse(MINIMAL).unwrap().plans[0].targets.is_empty());
+        let message = refused(&MINIMAL.replace(
+            "type = \"Local\"",
+            "type = \"Local\"\nrto_target_seconds = 0",
+        ));
+        assert!(message.contains("rto_target_seconds"), "{message}");
     }
 
     #[test]

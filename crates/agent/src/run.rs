@@ -744,6 +744,8 @@ impl<D: Driver> Agent<D> {
                 tenant: plan.tenant.clone(),
                 pre_failover_command: plan.pre_failover_command.clone(),
                 post_failover_command: plan.post_failover_command.clone(),
+                rto_target_seconds: plan.targets.rto_seconds,
+                rpo_target_seconds: plan.targets.rpo_seconds,
                 vms,
             });
         }

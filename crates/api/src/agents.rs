@@ -425,6 +425,7 @@ pub fn inventory_fleet(
             tenant_uid,
             pre_failover_command: plan.pre_failover_command.clone(),
             post_failover_command: plan.post_failover_command.clone(),
+            targets: inventory_targets(plan)?,
         });
         let mut vm_names = BTreeSet::new();
         for (order, vm) in plan.vms.iter().enumerate() {
@@ -479,4 +480,22 @@ pub fn inventory_fleet(
         }
     }
     Ok(fleet)
+}
+
+/// The targets an inventory's plan declares, checked; `None` when it declares neither (the
+/// stored ones stay).
+fn inventory_targets(
+    plan: &standby_fleet::agent::InventoryPlan,
+) -> ApiResult<Option<standby_model::RecoveryTargets>> {
+    let targets = standby_model::RecoveryTargets {
+        rto_seconds: plan.rto_target_seconds,
+        rpo_seconds: plan.rpo_target_seconds,
+    };
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    targets
+        .check()
+        .map_err(|message| ApiError::bad_body(format!("Plan '{}': {message}", plan.name)))?;
+    Ok(Some(targets))
 }

@@ -83,6 +83,20 @@ fn classify(method: &Method, path: &str) -> (AuditAction, Option<String>) {
         ("DELETE", ["extensions", "backupServers", server]) => {
             (AuditAction::ServerRemove, Some((*server).into()))
         }
+        ("PUT", ["extensions", "failoverplans", plan, "targets"]) => {
+            (AuditAction::PlanTargets, Some((*plan).into()))
+        }
+        (
+            "POST",
+            [
+                "extensions",
+                "failoverplans",
+                _,
+                "sessions",
+                session,
+                "notes",
+            ],
+        ) => (AuditAction::SessionNote, Some((*session).into())),
         _ => (AuditAction::Request(format!("{method} {path}")), None),
     }
 }

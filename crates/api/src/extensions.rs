@@ -210,8 +210,10 @@ pub async fn sessions(
 }
 
 /// One run as the sessions extension (and the session events) show it: kind, status, who
-/// started it, the requested point, times, achieved duration (RTO), and each VM's result.
+/// started it, the requested point, times, its duration, each VM's result, and the run judged
+/// against the targets it started under (its report has the details).
 pub fn session_json(s: &SessionHistory) -> Value {
+    let measure = crate::reports::measure(s);
     let vms: Vec<Value> = s
         .vms
         .iter()
@@ -238,6 +240,12 @@ pub fn session_json(s: &SessionHistory) -> Value {
         "startTime": s.start_time,
         "endTime": s.end_time,
         "durationSeconds": seconds_between(s.start_time, s.end_time),
+        "verdict": measure.verdict.as_str(),
+        "targets": { "rtoSeconds": s.targets.rto_seconds, "rpoSeconds": s.targets.rpo_seconds },
+        "rtoSeconds": measure.rto_seconds,
+        "rtoMet": measure.rto_met,
+        "worstRpoSeconds": measure.worst_rpo_seconds,
+        "rpoMet": measure.rpo_met,
         "vms": vms,
     })
 }

@@ -21,6 +21,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod params;
 pub mod patch;
+pub mod reports;
 pub mod secrets;
 pub mod servers;
 pub mod throttle;
@@ -216,6 +217,26 @@ fn other_protected_routes() -> Vec<Route> {
             "/extensions/failoverplans/{planUid}/sessions",
             &["GET"],
             get(extensions::sessions),
+        ),
+        route(
+            "/extensions/failoverplans/{planUid}/targets",
+            &["GET", "PUT"],
+            get(reports::get_targets).put(reports::put_targets),
+        ),
+        route(
+            "/extensions/failoverplans/{planUid}/rtoTrend",
+            &["GET"],
+            get(reports::rto_trend),
+        ),
+        route(
+            "/extensions/failoverplans/{planUid}/sessions/{sessionUid}/report",
+            &["GET"],
+            get(reports::report),
+        ),
+        route(
+            "/extensions/failoverplans/{planUid}/sessions/{sessionUid}/notes",
+            &["POST"],
+            post(reports::add_note),
         ),
         route(
             "/extensions/sim/faults",

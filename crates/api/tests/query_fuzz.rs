@@ -32,31 +32,38 @@ struct Target {
     router: axum::Router,
     tokens: Vec<String>,
     _dir: Option<tempfile::TempDir>,
+    _database: Option<standby_store::ScratchDatabase>,
 }
 
-async fn open_store() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+/// The store, and what must live as long as it: its directory or its throwaway database.
+type Kept = (
+    Option<tempfile::TempDir>,
+    Option<standby_store::ScratchDatabase>,
+);
+
+async fn open_store() -> (Arc<dyn Store>, Kept) {
     match std::env::var("STANDBY_TEST_POSTGRES_URL") {
         Ok(admin) if !admin.is_empty() => {
-            let url = standby_store::create_scratch_database(&admin, "standby_test")
+            let database = standby_store::ScratchDatabase::create(&admin, "standby_test")
                 .await
                 .expect("a test database");
-            let store = standby_store::open(&Location::Postgres(url))
+            let store = standby_store::open(&Location::Postgres(database.url.clone()))
                 .await
                 .expect("open");
-            (store, None)
+            (store, (None, Some(database)))
         }
         _ => {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = standby_store::open(&Location::data_dir(dir.path()))
                 .await
                 .expect("open");
-            (store, Some(dir))
+            (store, (Some(dir), None))
         }
     }
 }
 
 async fn target() -> Target {
-    let (store, dir) = open_store().await;
+    let (store, (dir, database)) = open_store().await;
     store
         .import_fleet(&standby_fleet::demo::demo_fleet(Timestamp::now()))
         .await
@@ -94,6 +101,7 @@ async fn target() -> Target {
         router,
         tokens,
         _dir: dir,
+        _database: database,
     }
 }
 

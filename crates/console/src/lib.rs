@@ -41,6 +41,11 @@ pub fn router() -> Router<AppState> {
         .route("/plans/{plan}/start", post(plan::start))
         .route("/plans/{plan}/undo", post(plan::undo))
         .route("/plans/{plan}/runs/{session}", get(plan::run_log))
+        .route(
+            "/plans/{plan}/runs/{session}/report",
+            get(plan::printable_report),
+        )
+        .route("/plans/{plan}/runs/{session}/notes", post(plan::add_note))
         .route("/plans/{plan}/history.csv", get(plan::history_csv))
         .route("/live", get(live::page))
         .route("/live/events", get(live::events))

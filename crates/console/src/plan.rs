@@ -138,9 +138,32 @@ pub struct RunRow {
     pub requested_point: String,
     pub vms_ok: usize,
     pub vms_failed: usize,
+    /// Start to the last VM ready (empty unless every VM came up).
+    pub rto: String,
+    /// The run judged against the targets it started under.
+    pub verdict: Status,
+}
+
+/// A verdict as a status word and symbol.
+fn verdict_status(verdict: standby_model::Verdict) -> Status {
+    let mut shown = status(match verdict {
+        standby_model::Verdict::Passed => "Success",
+        standby_model::Verdict::PassedWithWarnings | standby_model::Verdict::TargetMissed => {
+            "Warning"
+        }
+        standby_model::Verdict::Failed => "Failed",
+        standby_model::Verdict::Running => "Running",
+    });
+    shown.word = match verdict {
+        standby_model::Verdict::PassedWithWarnings => "Passed with warnings".to_owned(),
+        standby_model::Verdict::TargetMissed => "Target missed".to_owned(),
+        other => other.as_str().to_owned(),
+    };
+    shown
 }
 
 fn run_row(run: &SessionHistory) -> RunRow {
+    let measure = standby_api::reports::measure(run);
     let failed = run
         .vms
         .iter()
@@ -177,6 +200,8 @@ fn run_row(run: &SessionHistory) -> RunRow {
             .map_or_else(|| "latest".to_owned(), view::iso),
         vms_ok: ok,
         vms_failed: failed,
+        rto: measure.rto_seconds.map(view::duration).unwrap_or_default(),
+        verdict: verdict_status(measure.verdict),
     }
 }
 
@@ -468,28 +493,12 @@ pub async fn runs_in_production(state: &AppState, plan: Uuid) -> Result<bool, Pa
 }
 
 /// Finds one run of a plan in its history (newest first, searched a page at a time).
-async fn find_run(
-    state: &AppState,
-    plan: Uuid,
-    session: Uuid,
-) -> Result<Option<SessionHistory>, PageError> {
-    let mut offset = 0;
-    loop {
-        let page = state.store.session_history(plan, 100, offset).await?;
-        if let Some(run) = page.items.iter().find(|run| run.uid == session) {
-            return Ok(Some(run.clone()));
-        }
-        offset += page.items.len() as u32;
-        if page.items.is_empty() || u64::from(offset) >= page.total {
-            return Ok(None);
-        }
-    }
-}
-
 pub struct LogVm {
     pub name: String,
     pub status: Status,
     pub point: String,
+    pub rpo: String,
+    pub ready: String,
     pub start: String,
     pub end: String,
     pub duration: String,
@@ -511,12 +520,40 @@ struct RunPage {
     plan_name: String,
     run: RunRow,
     message: String,
+    rto: String,
+    rto_target: String,
+    rto_met: Status,
+    rpo: String,
+    rpo_target: String,
+    rpo_met: Status,
     vms: Vec<LogVm>,
     log: Vec<LogLine>,
+    notes: Vec<standby_store::SessionNote>,
+    max_note: usize,
 }
 
-/// `GET /plans/{plan}/runs/{session}`: one run's per-VM results (and, for the plan's last run,
-/// its log lines).
+fn target_words(target: Option<u32>) -> String {
+    target.map_or_else(|| "none".to_owned(), |s| view::duration(f64::from(s)))
+}
+
+fn met_status(met: Option<bool>) -> Status {
+    match met {
+        Some(true) => status("Success"),
+        Some(false) => {
+            let mut missed = status("Failed");
+            missed.word = "Missed".into();
+            missed
+        }
+        None => {
+            let mut none = status("");
+            none.word = "Not judged".into();
+            none
+        }
+    }
+}
+
+/// `GET /plans/{plan}/runs/{session}`: one run: its verdict against its targets, each VM's
+/// result, point and RPO, its log and its operator notes.
 pub async fn run_log(
     State(state): State<AppState>,
     operator: Operator,
@@ -524,42 +561,37 @@ pub async fn run_log(
 ) -> Result<Response, PageError> {
     let uid = parse_plan_uid(&plan)?;
     let session = view::parse_uid(&session, "run")?;
-    let plan = visible_plan(&state, &operator, uid).await?;
-    let run = find_run(&state, uid, session).await?.ok_or_else(|| {
-        PageError::not_found(format!(
-            "Run {session} of plan {} was not found.",
-            plan.name
-        ))
-    })?;
-    let log = plan
-        .last_session
-        .as_ref()
-        .filter(|last| last.instance_uid == session)
-        .map(|last| {
-            last.detailed_messages
-                .iter()
-                .map(|m| LogLine {
-                    title: m.title.clone(),
-                    description: m.description.clone(),
-                    severity: status(m.severity.as_str()),
-                    start: view::iso_or_empty(m.start_time),
-                    end: view::iso_or_empty(m.end_time),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let report =
+        standby_api::reports::run_report(&state, operator.principal.scope, uid, session).await?;
+    let run = &report.run;
+    let measure = &report.measure;
     let page = RunPage {
-        page: frame(&operator, format!("{}: run", plan.name), "plans"),
+        page: frame(&operator, format!("{}: run", report.plan_name), "plans"),
         plan_uid: uid,
-        plan_name: plan.name.clone(),
+        plan_name: report.plan_name.clone(),
         message: run.message.clone().unwrap_or_default(),
+        rto: measure.rto_seconds.map(view::duration).unwrap_or_default(),
+        rto_target: target_words(run.targets.rto_seconds),
+        rto_met: met_status(measure.rto_met),
+        rpo: measure
+            .worst_rpo_seconds
+            .map(view::duration)
+            .unwrap_or_default(),
+        rpo_target: target_words(run.targets.rpo_seconds),
+        rpo_met: met_status(measure.rpo_met),
         vms: run
             .vms
             .iter()
-            .map(|vm| LogVm {
+            .zip(&measure.vms)
+            .map(|(vm, figures)| LogVm {
                 name: vm.name.clone(),
                 status: status(vm.backup_status.as_str()),
                 point: view::iso_or_empty(vm.restore_point_time),
+                rpo: figures.rpo_seconds.map(view::duration).unwrap_or_default(),
+                ready: figures
+                    .time_to_ready_seconds
+                    .map(view::duration)
+                    .unwrap_or_default(),
                 start: view::iso(vm.start_time),
                 end: view::iso_or_empty(vm.end_time),
                 duration: vm
@@ -568,31 +600,81 @@ pub async fn run_log(
                     .unwrap_or_default(),
             })
             .collect(),
-        run: run_row(&run),
-        log,
+        log: report
+            .log
+            .iter()
+            .map(|m| LogLine {
+                title: m.title.clone(),
+                description: m.description.clone(),
+                severity: status(m.severity.as_str()),
+                start: view::iso_or_empty(m.start_time),
+                end: view::iso_or_empty(m.end_time),
+            })
+            .collect(),
+        notes: report.notes.clone(),
+        max_note: standby_api::reports::MAX_NOTE_CHARS,
+        run: run_row(run),
     };
     Ok(view::render(StatusCode::OK, &page))
 }
 
-/// A CSV field: always quoted, quotes doubled, and a leading `= + - @` defused so that a
-/// spreadsheet never runs a plan's name as a formula.
-fn csv_field(text: &str) -> String {
-    let defused = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
-    format!("\"{}\"", defused.replace('"', "\"\""))
+/// `GET /plans/{plan}/runs/{session}/report`: the run's printable report, the page the API
+/// serves at `.../report?format=html`.
+pub async fn printable_report(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path((plan, session)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let uid = parse_plan_uid(&plan)?;
+    let session = view::parse_uid(&session, "run")?;
+    let report =
+        standby_api::reports::run_report(&state, operator.principal.scope, uid, session).await?;
+    Ok(view::render(
+        StatusCode::OK,
+        &standby_api::reports::ReportPage::of(&report),
+    ))
 }
 
-fn csv_line(fields: &[String]) -> String {
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
+/// `POST /plans/{plan}/runs/{session}/notes`: adds an operator note, then shows the run again.
+pub async fn add_note(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path((plan, session)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (uid, fields, _) = plan_form(&state, &operator, &plan, &body).await?;
+    let session = view::parse_uid(&session, "run")?;
+    let text = fields.get("text").unwrap_or_default().trim().to_owned();
+    let length = text.chars().count();
+    if length == 0 || length > standby_api::reports::MAX_NOTE_CHARS {
+        return Err(PageError::bad_request(format!(
+            "A note is 1 to {} characters (this one is {length}).",
+            standby_api::reports::MAX_NOTE_CHARS
+        )));
+    }
+    let result = async {
+        if state.store.plan_session(uid, session).await?.is_none() {
+            return Err(standby_api::error::ApiError::not_found(format!(
+                "Run {session} of this plan was not found."
+            )));
+        }
+        Ok(state
+            .store
+            .add_session_note(session, &operator.principal.name, &text, Timestamp::now())
+            .await?)
+    }
+    .await;
+    crate::audit::record(
+        &state,
+        &operator,
+        standby_store::AuditAction::SessionNote,
+        session.to_string(),
+        "note",
+        &result,
+    )
+    .await;
+    result?;
+    Ok(Redirect::to(&format!("/plans/{uid}/runs/{session}#notes")).into_response())
 }
 
 /// `GET /plans/{plan}/history.csv`: every run of the plan, one line per VM of each run.
@@ -603,7 +685,7 @@ pub async fn history_csv(
 ) -> Result<Response, PageError> {
     let uid = parse_plan_uid(&plan)?;
     let plan = visible_plan(&state, &operator, uid).await?;
-    let mut csv = csv_line(
+    let mut csv = standby_api::reports::csv_line(
         &[
             "plan",
             "run",
@@ -651,7 +733,7 @@ pub async fn history_csv(
             if run.vms.is_empty() {
                 let mut line = run_fields.to_vec();
                 line.extend(std::iter::repeat_n(String::new(), 6));
-                csv.push_str(&csv_line(&line));
+                csv.push_str(&standby_api::reports::csv_line(&line));
             }
             for vm in &run.vms {
                 let mut line = run_fields.to_vec();
@@ -663,7 +745,7 @@ pub async fn history_csv(
                     view::iso_or_empty(vm.end_time),
                     seconds(vm.start_time, vm.end_time),
                 ]);
-                csv.push_str(&csv_line(&line));
+                csv.push_str(&standby_api::reports::csv_line(&line));
             }
         }
         offset += page.items.len() as u32;
@@ -717,12 +799,5 @@ mod tests {
                 .contains("offset")
         );
         assert!(choice("point=time").unwrap_err().contains("Choose"));
-    }
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("a\"b"), "\"a\"\"b\"");
-        assert_eq!(csv_field("=cmd()"), "\"'=cmd()\"");
-        assert_eq!(csv_line(&["x".into(), "".into()]), "\"x\",\"\"\r\n");
     }
 }

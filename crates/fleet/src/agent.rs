@@ -87,6 +87,12 @@ pub struct InventoryPlan {
     pub pre_failover_command: String,
     #[serde(default)]
     pub post_failover_command: String,
+    /// The manifest's RTO and RPO targets, if it declares any (omitted otherwise, so that an
+    /// agent without targets speaks to an older control plane unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_target_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_target_seconds: Option<u32>,
     /// In boot order.
     pub vms: Vec<InventoryVm>,
 }

@@ -147,6 +147,10 @@ pub fn demo_file() -> FleetFile {
             } else {
                 String::new()
             },
+            // Every demo plan has targets, so its reports judge each run: an hour's RPO for the
+            // scripted (tier-one) plans, whose points come every few hours and so miss it.
+            rto_target_seconds: Some(600),
+            rpo_target_seconds: Some(if scripted { 3_600 } else { 86_400 }),
             schedule: Some(Schedule {
                 every_hours: 4,
                 days: 14,

@@ -63,6 +63,21 @@ pub struct ServerEntry {
     pub sim_faults: Vec<String>,
 }
 
+/// The targets a plan entry declares, checked; `None` when it declares neither.
+fn plan_targets(entry: &PlanEntry) -> Result<Option<standby_model::RecoveryTargets>, FleetError> {
+    let targets = standby_model::RecoveryTargets {
+        rto_seconds: entry.rto_target_seconds,
+        rpo_seconds: entry.rpo_target_seconds,
+    };
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    match targets.check() {
+        Ok(()) => Ok(Some(targets)),
+        Err(message) => invalid(format!("plan '{}': {message}", entry.name)),
+    }
+}
+
 fn default_connector() -> String {
     SIM_CONNECTOR.into()
 }
@@ -86,6 +101,12 @@ pub struct PlanEntry {
     pub post_failover_command: String,
     /// Restore point schedule for VMs that declare none of their own.
     pub schedule: Option<Schedule>,
+    /// Seconds from a run's start until its last VM is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_target_seconds: Option<u32>,
+    /// Seconds between a VM's restore point and the run's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_target_seconds: Option<u32>,
     /// In boot order.
     #[serde(default)]
     pub vms: Vec<VmEntry>,
@@ -318,6 +339,7 @@ impl FleetFile {
                 tenant_uid,
                 pre_failover_command: entry.pre_failover_command.clone(),
                 post_failover_command: entry.post_failover_command.clone(),
+                targets: plan_targets(entry)?,
             });
             let mut vm_names = HashSet::new();
             for (order, vm) in entry.vms.iter().enumerate() {

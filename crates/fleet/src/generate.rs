@@ -159,6 +159,7 @@ pub fn servers(shape: &FleetShape, range: Range<u32>, now: Timestamp) -> Fleet {
                     String::new()
                 },
                 post_failover_command: String::new(),
+                targets: None,
             });
             for vm in 0..shape.vms_per_plan {
                 let object_uid = uid(&mut rng);

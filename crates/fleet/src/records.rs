@@ -196,6 +196,8 @@ pub struct PlanRecord {
     pub tenant_uid: Option<Uuid>,
     pub pre_failover_command: String,
     pub post_failover_command: String,
+    /// RTO and RPO targets, when the source declares them; `None` leaves the stored ones.
+    pub targets: Option<standby_model::RecoveryTargets>,
 }
 
 /// One replicated VM of a plan, with its place in the boot order.

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod plan;
 pub mod role;
 pub mod state;
+pub mod targets;
 pub mod timestamp;
 pub mod version;
 
@@ -19,5 +20,8 @@ pub use lifecycle::{ActionStatus, JobState, SessionPhase};
 pub use plan::{FailoverPlan, LastSession, PlanObject, RestoreSession, SessionMessage};
 pub use role::Role;
 pub use state::{PlanRequest, RunOutcome, TransitionRefused};
+pub use targets::{
+    RecoveryTargets, RunFacts, RunMeasure, Verdict, VmFacts, VmMeasure, measure_run,
+};
 pub use timestamp::{Timestamp, TimestampError};
 pub use version::{ClientVersion, VersionError};

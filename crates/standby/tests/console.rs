@@ -625,6 +625,93 @@ async fn the_run_history_exports_as_csv_matching_the_sessions() {
     }
 }
 
+#[tokio::test]
+async fn a_run_page_judges_the_run_prints_its_report_and_takes_notes() {
+    let app = TestApp::demo().await;
+    let uid = ready_plan(&app, "Cloud DR 02 - Tier 1 - Databases").await;
+    let started = app
+        .post(&format!("{PLANS}/{uid}/start?test=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    app.wait_for(&uid, &["Success", "Failed"]).await;
+    let (_, sessions) = app
+        .get_json(
+            &format!("/api/v3/extensions/failoverplans/{uid}/sessions"),
+            &[("limit", "1")],
+        )
+        .await;
+    let run = &sessions["data"][0];
+    let session = run["instanceUid"].as_str().unwrap();
+    let verdict = match run["verdict"].as_str().unwrap() {
+        "TargetMissed" => "Target missed",
+        "PassedWithWarnings" => "Passed with warnings",
+        other => other,
+    };
+    let admin = Browser::sign_in(&app, ADMIN, PASSWORD).await;
+    let path = format!("/plans/{uid}/runs/{session}");
+    let page = admin.get_text(&path).await;
+    assert!(page.contains(verdict), "the run's verdict: {verdict}");
+    assert!(page.contains("RTO (start to last VM ready)"));
+    assert!(page.contains("10 min"), "the demo's RTO target of 600 s");
+    assert!(page.contains(&format!("{path}/report")));
+    // Its log is shown whether or not it is the plan's last run.
+    assert!(page.contains("<h2>Log</h2>"));
+    let printable = admin.get_text(&format!("{path}/report")).await;
+    assert!(printable.contains(&format!("Verdict: {}", run["verdict"].as_str().unwrap())));
+
+    // A note through the form, with this session's token; a forged one changes nothing.
+    let forged = admin
+        .post(
+            &format!("{path}/notes"),
+            &[("csrf", "not-the-token"), ("text", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+    let added = admin
+        .post(
+            &format!("{path}/notes"),
+            &[
+                ("csrf", admin.csrf.as_str()),
+                ("text", "Checked <DNS> by hand."),
+            ],
+        )
+        .await;
+    assert_eq!(added.status(), 303);
+    let empty = admin
+        .post(
+            &format!("{path}/notes"),
+            &[("csrf", admin.csrf.as_str()), ("text", "  ")],
+        )
+        .await;
+    assert_eq!(empty.status(), 400);
+    let page = admin.get_text(&path).await;
+    assert!(page.contains("Checked &#60;DNS&#62; by hand."));
+    assert!(!page.contains("forged"));
+    let (_, report) = app
+        .get_json(
+            &format!("/api/v3/extensions/failoverplans/{uid}/sessions/{session}/report"),
+            &[],
+        )
+        .await;
+    let notes = report["data"]["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{report}");
+    assert_eq!(notes[0]["author"], ADMIN);
+    // A read-only operator reads the notes but has no form, and a posted one is refused.
+    let viewer = Browser::sign_in(&app, "noc-readonly", DEMO_PASSWORD).await;
+    let page = viewer.get_text(&path).await;
+    assert!(page.contains("Checked &#60;DNS&#62; by hand."));
+    assert!(!page.contains("Add note"));
+    let refused = viewer
+        .post(
+            &format!("{path}/notes"),
+            &[("csrf", viewer.csrf.as_str()), ("text", "mine")],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+}
+
 fn playwright_python() -> Option<PathBuf> {
     let required = std::env::var("STANDBY_REQUIRE_BROWSER").as_deref() == Ok("1");
     let python = std::env::var("STANDBY_PLAYWRIGHT_PYTHON")

@@ -22,6 +22,10 @@ pub enum AuditAction {
     ServerRemove,
     /// An agent traded an enrollment token for its credential (or tried to).
     AgentEnroll,
+    /// A plan's RTO and RPO targets were set.
+    PlanTargets,
+    /// An operator note was added to a run's report.
+    SessionNote,
     /// Any other write through the API (an unknown route, say), as `METHOD path`.
     Request(String),
 }
@@ -46,6 +50,8 @@ impl AuditAction {
         AuditAction::ServerReenroll,
         AuditAction::ServerRemove,
         AuditAction::AgentEnroll,
+        AuditAction::PlanTargets,
+        AuditAction::SessionNote,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -67,6 +73,8 @@ impl AuditAction {
             AuditAction::ServerReenroll => "server.reenroll",
             AuditAction::ServerRemove => "server.remove",
             AuditAction::AgentEnroll => "agent.enroll",
+            AuditAction::PlanTargets => "plan.targets",
+            AuditAction::SessionNote => "session.note",
             AuditAction::Request(request) => request,
         }
     }

@@ -142,6 +142,16 @@ pub static TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "plan_targets",
+        key: &["plan_uid"],
+        columns: &[
+            ("plan_uid", Text),
+            ("rto_seconds", Int),
+            ("rpo_seconds", Int),
+            ("updated_at", Int),
+        ],
+    },
+    TableSpec {
         name: "plan_objects",
         key: &["uid"],
         columns: &[
@@ -188,6 +198,19 @@ pub static TABLES: &[TableSpec] = &[
             ("phase", Text),
             ("cancel_requested", Bool),
             ("action_uid", Text),
+            ("rto_target_seconds", Int),
+            ("rpo_target_seconds", Int),
+        ],
+    },
+    TableSpec {
+        name: "session_notes",
+        key: &["session_uid", "seq"],
+        columns: &[
+            ("session_uid", Text),
+            ("seq", Int),
+            ("author", Text),
+            ("written_at", Int),
+            ("text", Text),
         ],
     },
     TableSpec {

@@ -29,7 +29,7 @@ use uuid::Uuid;
 pub use agents::{AGENT_CONNECTOR, AgentStore};
 pub use audit::{AuditAction, AuditOutcome};
 pub use location::{Location, open};
-pub use postgres::{PgStore, create_scratch_database};
+pub use postgres::{PgStore, ScratchDatabase};
 pub use sessions::*;
 pub use sim_ledger::{ReplicaChange, SimLedger, SimOperationRecord, SimOutcome};
 pub use sqlite::SqliteStore;
@@ -533,6 +533,47 @@ pub trait SessionLog: Send + Sync {
     async fn cancel_requested(&self, session: Uuid) -> Result<bool, StoreError>;
 }
 
+/// Recovery targets, and what a run's report reads beyond the session history: one session,
+/// its log lines and its operator notes.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// A plan's targets (both `None` if it has none).
+    async fn plan_targets(&self, plan: Uuid) -> Result<standby_model::RecoveryTargets, StoreError>;
+
+    /// Replaces a plan's targets; runs started afterwards are judged against them.
+    async fn set_plan_targets(
+        &self,
+        plan: Uuid,
+        targets: &standby_model::RecoveryTargets,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// One session of a plan, as `session_history` shows it; `None` if the plan has no such
+    /// session.
+    async fn plan_session(
+        &self,
+        plan: Uuid,
+        session: Uuid,
+    ) -> Result<Option<SessionHistory>, StoreError>;
+
+    /// A session's log lines, in order.
+    async fn session_messages(
+        &self,
+        session: Uuid,
+    ) -> Result<Vec<standby_model::SessionMessage>, StoreError>;
+
+    async fn session_notes(&self, session: Uuid) -> Result<Vec<SessionNote>, StoreError>;
+
+    /// Appends an operator note (at most 4,000 characters are kept) and returns it.
+    async fn add_session_note(
+        &self,
+        session: Uuid,
+        author: &str,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<SessionNote, StoreError>;
+}
+
 /// The async actions `/asyncActions` shows.
 #[async_trait]
 pub trait AsyncActions: Send + Sync {
@@ -560,7 +601,14 @@ impl<T: JobQueue + SessionLog + ?Sized> EngineStore for T {}
 /// The whole store, as the binary opens it: every capability above, and the store's own life.
 #[async_trait]
 pub trait Store:
-    PlanStore + AuthStore + AuditLog + IdempotencyStore + AsyncActions + EngineStore + 'static
+    PlanStore
+    + AuthStore
+    + AuditLog
+    + IdempotencyStore
+    + AsyncActions
+    + EngineStore
+    + ReportStore
+    + 'static
 {
     /// The store answers and its schema is current.
     async fn check_ready(&self) -> Result<(), StoreError>;

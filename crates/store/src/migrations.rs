@@ -59,6 +59,11 @@ const SQLITE: &[Embedded] = &[
         "agents",
         include_str!("../migrations/sqlite/0009_agents.sql"),
     ),
+    (
+        10,
+        "targets and reports",
+        include_str!("../migrations/sqlite/0010_targets_and_reports.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -91,6 +96,11 @@ const POSTGRES: &[Embedded] = &[
         6,
         "agents",
         include_str!("../migrations/postgres/0006_agents.sql"),
+    ),
+    (
+        7,
+        "targets and reports",
+        include_str!("../migrations/postgres/0007_targets_and_reports.sql"),
     ),
 ];
 

@@ -163,7 +163,19 @@ pub struct SessionHistory {
     pub requested_point: Option<Timestamp>,
     pub start_time: Timestamp,
     pub end_time: Option<Timestamp>,
+    /// The plan's targets when the session started: its report judges it against these.
+    pub targets: standby_model::RecoveryTargets,
     pub vms: Vec<VmHistory>,
+}
+
+/// An operator's note on a run, added afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionNote {
+    /// 1, 2, ... within the session.
+    pub seq: i64,
+    pub author: String,
+    pub written_at: Timestamp,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

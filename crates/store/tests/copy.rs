@@ -127,6 +127,15 @@ async fn populated(location: &Location) {
             .await
             .unwrap()
     );
+    store
+        .add_session_note(
+            accepted.uid,
+            "Zoë operator",
+            "ünïcode note ✓",
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
     let fleet_vm = store
         .list_objects(&ListQuery {
             plan: Some(plan.instance_uid),
@@ -231,12 +240,16 @@ async fn an_installation_round_trips_between_backends() {
     let original = Location::Sqlite(dir.path().join("original.db"));
     populated(&original).await;
     // Through PostgreSQL when the suite has one, else through a second SQLite file.
-    let middle = match postgres() {
-        Some(admin) => Location::Postgres(
-            standby_store::create_scratch_database(&admin, "standby_test")
+    let scratch = match postgres() {
+        Some(admin) => Some(
+            standby_store::ScratchDatabase::create(&admin, "standby_test")
                 .await
                 .unwrap(),
         ),
+        None => None,
+    };
+    let middle = match &scratch {
+        Some(database) => Location::Postgres(database.url.clone()),
         None => Location::Sqlite(dir.path().join("middle.db")),
     };
     let back = Location::Sqlite(dir.path().join("back.db"));
@@ -305,10 +318,12 @@ async fn the_copy_covers_every_table_and_column() {
         assert_eq!(columns, expected, "table {}", table.name);
     }
     if let Some(admin) = postgres() {
-        let url = standby_store::create_scratch_database(&admin, "standby_test")
+        let database = standby_store::ScratchDatabase::create(&admin, "standby_test")
             .await
             .unwrap();
-        let store = standby_store::PgStore::connect(&url).await.unwrap();
+        let store = standby_store::PgStore::connect(&database.url)
+            .await
+            .unwrap();
         let mut by_table: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \

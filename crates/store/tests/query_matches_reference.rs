@@ -98,6 +98,7 @@ fn random_fleet(rng: &mut Rng) -> Fleet {
             } else {
                 String::new()
             },
+            targets: None,
         };
         let mut objects = Vec::new();
         for o in 0..rng.index(5) {

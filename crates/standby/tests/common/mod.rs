@@ -26,6 +26,8 @@ pub struct TestStore {
     args: Vec<String>,
     pub location: standby_store::Location,
     _temp: Option<tempfile::TempDir>,
+    /// A PostgreSQL database made for this test, dropped with it.
+    _database: Option<standby_store::ScratchDatabase>,
 }
 
 /// The PostgreSQL server the suite runs against, if any (a URL whose role may CREATE DATABASE).
@@ -51,13 +53,14 @@ impl TestStore {
 
     /// A fresh database on a PostgreSQL server.
     pub async fn postgres(admin_url: &str) -> TestStore {
-        let url = standby_store::create_scratch_database(admin_url, "standby_test")
+        let database = standby_store::ScratchDatabase::create(admin_url, "standby_test")
             .await
             .expect("create a test database");
         TestStore {
-            args: vec!["--database".into(), url.clone()],
-            location: standby_store::Location::Postgres(url),
+            args: vec!["--database".into(), database.url.clone()],
+            location: standby_store::Location::Postgres(database.url.clone()),
             _temp: None,
+            _database: Some(database),
         }
     }
 
@@ -67,6 +70,7 @@ impl TestStore {
             args: vec!["--data-dir".into(), dir.display().to_string()],
             location: standby_store::Location::data_dir(dir),
             _temp: None,
+            _database: None,
         }
     }
 
@@ -76,6 +80,7 @@ impl TestStore {
             args: vec!["--database".into(), url.to_owned()],
             location: standby_store::Location::parse(url).expect("a database URL"),
             _temp: None,
+            _database: None,
         }
     }
 

@@ -17,6 +17,8 @@ mod idempotency;
 mod import;
 #[path = "../sql/plans.rs"]
 mod plans;
+#[path = "../sql/reports.rs"]
+mod reports;
 #[path = "../sql/sim.rs"]
 mod sim;
 #[path = "../sql/store.rs"]
@@ -170,24 +172,72 @@ mod tests {
     }
 }
 
-/// Creates an empty database named `{prefix}_{random}` on the server of `admin_url` (whose role
-/// needs CREATEDB) and returns its URL: one throwaway database per test or benchmark run.
-pub async fn create_scratch_database(admin_url: &str, prefix: &str) -> Result<String, StoreError> {
-    use sqlx::Connection;
-    let (base, _) = split_pool_size(admin_url)?;
-    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(StoreError::Config(format!(
-            "database name prefix '{prefix}' must be letters, digits and '_'"
-        )));
+/// A throwaway database named `{prefix}_{random}` on the server of an admin URL (whose role needs
+/// CREATEDB): one per test or benchmark run, dropped again when the value is dropped, so that a
+/// suite of hundreds of tests does not fill the server's disk.
+pub struct ScratchDatabase {
+    /// The URL of the new database (the admin URL's server, role and options).
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    pub async fn create(admin_url: &str, prefix: &str) -> Result<ScratchDatabase, StoreError> {
+        use sqlx::Connection;
+        let (base, _) = split_pool_size(admin_url)?;
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::Config(format!(
+                "database name prefix '{prefix}' must be letters, digits and '_'"
+            )));
+        }
+        let mut connection = sqlx::PgConnection::connect(&base).await?;
+        // A name cannot be bound; it is checked above to be a plain identifier.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut connection)
+            .await?;
+        connection.close().await?;
+        Ok(ScratchDatabase {
+            url: with_database(admin_url, &name),
+            admin_url: base,
+            name,
+        })
     }
-    let mut connection = sqlx::PgConnection::connect(&base).await?;
-    // A name cannot be bound; it is checked above to be a plain identifier.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+
+    async fn drop_now(admin_url: &str, name: &str) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(admin_url).await?;
+        // FORCE: a pool or a killed server's sessions may still be connected.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
         .execute(&mut connection)
         .await?;
-    connection.close().await?;
-    Ok(with_database(admin_url, &name))
+        connection.close().await?;
+        Ok(())
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), std::mem::take(&mut self.name));
+        // Drop may run inside a runtime, which cannot block on another future: a thread of its
+        // own with a small runtime does the one statement.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| error.to_string())?;
+            runtime
+                .block_on(Self::drop_now(&admin_url, &name))
+                .map_err(|error| error.to_string())
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            tracing::warn!(%error, "could not drop a scratch database");
+        }
+    }
 }
 
 /// The same URL naming another database.

@@ -93,8 +93,11 @@ async fn write_session(
         return Ok(false);
     }
     sqlx::query(
-        "INSERT INTO sessions (uid, plan_uid, kind, status, started_by, requested_point, start_time, phase, action_uid) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8)",
+        // The plan's targets as they are now go with the session: its report is judged by them.
+        "INSERT INTO sessions (uid, plan_uid, kind, status, started_by, requested_point, start_time, phase, action_uid, \
+         rto_target_seconds, rpo_target_seconds) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, \
+         (SELECT rto_seconds FROM plan_targets WHERE plan_uid = $2), (SELECT rpo_seconds FROM plan_targets WHERE plan_uid = $2))",
     )
     .bind(uid_text(new.uid))
     .bind(uid_text(new.plan_uid))
@@ -757,85 +760,6 @@ pub(super) async fn restore_points(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(crate::Page {
-        items,
-        total: total.max(0) as u64,
-    })
-}
-
-/// A plan's sessions, newest first, each with its VMs' results.
-pub(super) async fn session_history(
-    pool: &Pool,
-    plan: Uuid,
-    limit: u32,
-    offset: u32,
-) -> Result<crate::Page<SessionHistory>, StoreError> {
-    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE plan_uid = $1")
-        .bind(uid_text(plan))
-        .fetch_one(pool)
-        .await?;
-    let rows = sqlx::query(
-        "SELECT uid, kind, status, message, started_by, requested_point, start_time, end_time FROM sessions \
-         WHERE plan_uid = $1 ORDER BY start_time DESC, uid DESC LIMIT $2 OFFSET $3",
-    )
-    .bind(uid_text(plan))
-    .bind(i64::from(limit))
-    .bind(i64::from(offset))
-    .fetch_all(pool)
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        let uid = parse_uid("sessions", "uid", &row.try_get::<String, _>(0)?)?;
-        let kind_text: String = row.try_get(1)?;
-        let kind = SessionKind::parse(&kind_text).ok_or(StoreError::Corrupt {
-            table: "sessions",
-            column: "kind",
-            value: kind_text,
-        })?;
-        let vm_rows = sqlx::query(
-            "SELECT v.object_uid, o.name, v.backup_status, v.restore_point_uid, v.restore_point_time, v.start_time, v.end_time \
-             FROM vm_sessions v JOIN plan_objects o ON o.uid = v.object_uid WHERE v.session_uid = $1 ORDER BY o.boot_order, o.uid",
-        )
-        .bind(uid_text(uid))
-        .fetch_all(pool)
-        .await?;
-        let mut vms = Vec::with_capacity(vm_rows.len());
-        for vm in vm_rows {
-            let point: Option<String> = vm.try_get(3)?;
-            vms.push(VmHistory {
-                object_uid: parse_uid("vm_sessions", "object_uid", &vm.try_get::<String, _>(0)?)?,
-                name: vm.try_get(1)?,
-                backup_status: parse_enum::<BackupStatus>(
-                    "vm_sessions",
-                    "backup_status",
-                    &vm.try_get::<String, _>(2)?,
-                )?,
-                restore_point_uid: parse_optional_uid(
-                    "vm_sessions",
-                    "restore_point_uid",
-                    point.as_deref(),
-                )?,
-                restore_point_time: ts(vm.try_get(4)?),
-                start_time: Timestamp::from_ticks(vm.try_get(5)?),
-                end_time: ts(vm.try_get(6)?),
-            });
-        }
-        items.push(SessionHistory {
-            uid,
-            kind,
-            status: parse_enum::<SessionStatus>(
-                "sessions",
-                "status",
-                &row.try_get::<String, _>(2)?,
-            )?,
-            message: row.try_get(3)?,
-            started_by: row.try_get(4)?,
-            requested_point: ts(row.try_get(5)?),
-            start_time: Timestamp::from_ticks(row.try_get(6)?),
-            end_time: ts(row.try_get(7)?),
-            vms,
-        });
-    }
     Ok(crate::Page {
         items,
         total: total.max(0) as u64,

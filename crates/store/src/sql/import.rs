@@ -5,7 +5,8 @@
 use super::{DbArguments, Pool};
 use sqlx::{Arguments, AssertSqlSafe, Transaction};
 use standby_fleet::Fleet;
-use standby_model::{PlanStatus, Timestamp, WireEnum};
+use standby_model::{PlanStatus, RecoveryTargets, Timestamp, WireEnum};
+use uuid::Uuid;
 
 use crate::keys::text_keys;
 use crate::rows::uid_text;
@@ -273,6 +274,23 @@ pub(super) async fn import_in(
     })
     .upsert(tx, "plans", "uid", &["status"])
     .await?;
+    // Targets the fleet declares replace the stored ones; a plan declaring none keeps its own.
+    let declared: Vec<(Uuid, RecoveryTargets)> = fleet
+        .plans
+        .iter()
+        .filter_map(|p| p.targets.map(|targets| (p.uid, targets)))
+        .collect();
+    if !declared.is_empty() {
+        Rows::of(&declared, |(plan, targets)| {
+            RowBuilder::default()
+                .text("plan_uid", uid_text(*plan))
+                .opt_int("rto_seconds", targets.rto_seconds.map(i64::from))
+                .opt_int("rpo_seconds", targets.rpo_seconds.map(i64::from))
+                .int("updated_at", now)
+        })
+        .upsert(tx, "plan_targets", "plan_uid", &[])
+        .await?;
+    }
     let objects = Rows::of(&fleet.objects, |o| {
         RowBuilder::default()
             .text("uid", uid_text(o.uid))

@@ -163,7 +163,7 @@ impl PlanStore for super::BackendStore {
         limit: u32,
         offset: u32,
     ) -> Result<Page<SessionHistory>, StoreError> {
-        super::engine::session_history(&self.pool, plan, limit, offset).await
+        super::reports::session_history(&self.pool, plan, limit, offset).await
     }
 }
 
@@ -543,6 +543,56 @@ impl AsyncActions for super::BackendStore {
 
     async fn forget_action(&self, uid: Uuid, now: Timestamp) -> Result<bool, StoreError> {
         let result = super::engine::forget_action(&self.writer, uid, now).await;
+        self.freshness.advance();
+        result
+    }
+}
+
+#[async_trait]
+impl ReportStore for super::BackendStore {
+    async fn plan_targets(&self, plan: Uuid) -> Result<standby_model::RecoveryTargets, StoreError> {
+        super::reports::plan_targets(&self.pool, plan).await
+    }
+
+    async fn set_plan_targets(
+        &self,
+        plan: Uuid,
+        targets: &standby_model::RecoveryTargets,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let result = super::reports::set_plan_targets(&self.writer, plan, targets, now).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn plan_session(
+        &self,
+        plan: Uuid,
+        session: Uuid,
+    ) -> Result<Option<SessionHistory>, StoreError> {
+        super::reports::plan_session(&self.pool, plan, session).await
+    }
+
+    async fn session_messages(
+        &self,
+        session: Uuid,
+    ) -> Result<Vec<standby_model::SessionMessage>, StoreError> {
+        super::reports::session_messages(&self.pool, session).await
+    }
+
+    async fn session_notes(&self, session: Uuid) -> Result<Vec<SessionNote>, StoreError> {
+        super::reports::session_notes(&self.pool, session).await
+    }
+
+    async fn add_session_note(
+        &self,
+        session: Uuid,
+        author: &str,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<SessionNote, StoreError> {
+        let result =
+            super::reports::add_session_note(&self.writer, session, author, text, now).await;
         self.freshness.advance();
         result
     }

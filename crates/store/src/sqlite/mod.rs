@@ -16,6 +16,8 @@ mod idempotency;
 mod import;
 #[path = "../sql/plans.rs"]
 mod plans;
+#[path = "../sql/reports.rs"]
+mod reports;
 #[path = "../sql/sim.rs"]
 mod sim;
 #[path = "../sql/store.rs"]

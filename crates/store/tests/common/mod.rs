@@ -8,6 +8,7 @@ use standby_store::{Location, Store};
 pub struct TestStore {
     pub store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
+    _database: Option<standby_store::ScratchDatabase>,
 }
 
 impl std::ops::Deref for TestStore {
@@ -20,14 +21,15 @@ impl std::ops::Deref for TestStore {
 pub async fn fresh_store() -> TestStore {
     match std::env::var("STANDBY_TEST_POSTGRES_URL") {
         Ok(admin) if !admin.is_empty() => {
-            let url = standby_store::create_scratch_database(&admin, "standby_test")
+            let database = standby_store::ScratchDatabase::create(&admin, "standby_test")
                 .await
                 .expect("create a test database");
             TestStore {
-                store: standby_store::open(&Location::Postgres(url))
+                store: standby_store::open(&Location::Postgres(database.url.clone()))
                     .await
                     .expect("open"),
                 _dir: None,
+                _database: Some(database),
             }
         }
         _ => {
@@ -37,6 +39,7 @@ pub async fn fresh_store() -> TestStore {
                     .await
                     .expect("open"),
                 _dir: Some(dir),
+                _database: None,
             }
         }
     }
