@@ -307,7 +307,7 @@ def main():
                 page.screenshot(path=str(shots / "plans-light.png"))
 
         def other_pages_are_accessible():
-            for path in ["/actions", "/servers", "/audit"]:
+            for path in ["/actions", "/servers", "/audit", "/drills"]:
                 page.goto(f"{base}{path}")
                 assert_accessible(page, path)
             uid = state["bulk"][0]

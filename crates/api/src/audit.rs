@@ -83,6 +83,23 @@ fn classify(method: &Method, path: &str) -> (AuditAction, Option<String>) {
         ("DELETE", ["extensions", "backupServers", server]) => {
             (AuditAction::ServerRemove, Some((*server).into()))
         }
+        ("POST", ["extensions", "drills"]) => (AuditAction::DrillCreate, None),
+        ("POST", ["extensions", "webhooks"]) => (AuditAction::WebhookCreate, None),
+        ("DELETE", ["extensions", "webhooks", webhook]) => {
+            (AuditAction::WebhookDelete, Some((*webhook).into()))
+        }
+        ("POST", ["extensions", "drills", drill, "pause"]) => {
+            (AuditAction::DrillPause, Some((*drill).into()))
+        }
+        ("POST", ["extensions", "drills", drill, "resume"]) => {
+            (AuditAction::DrillResume, Some((*drill).into()))
+        }
+        ("POST", ["extensions", "drills", drill, "runs"]) => {
+            (AuditAction::DrillRun, Some((*drill).into()))
+        }
+        ("DELETE", ["extensions", "drills", drill]) => {
+            (AuditAction::DrillDelete, Some((*drill).into()))
+        }
         ("PUT", ["extensions", "failoverplans", plan, "targets"]) => {
             (AuditAction::PlanTargets, Some((*plan).into()))
         }

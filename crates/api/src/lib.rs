@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cache;
 mod crash_point;
 pub mod docs;
+pub mod drills;
 pub mod envelope;
 pub mod error;
 pub mod extensions;
@@ -18,10 +19,12 @@ pub mod live;
 pub mod location;
 pub mod metrics;
 pub mod middleware;
+pub mod notify;
 pub mod openapi;
 pub mod params;
 pub mod patch;
 pub mod reports;
+pub mod schedule;
 pub mod secrets;
 pub mod servers;
 pub mod throttle;
@@ -32,12 +35,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Router, middleware as axum_middleware};
 use standby_store::Store;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+
+/// An SMTP relay: `smtp://host:port` (plain), `smtp://host:587?tls=required` (STARTTLS) or
+/// `smtps://user:password@host:465`, and the sender address.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub url: String,
+    pub from: String,
+}
 
 /// Settings the API reads on every request.
 #[derive(Debug, Clone)]
@@ -65,6 +76,14 @@ pub struct ApiSettings {
     pub agent_offline_after: Duration,
     /// How long a web console session lasts from its login (an operator's shift by default).
     pub console_session_seconds: i64,
+    /// A drill's first retry of a failed undo comes this long after it; each further one
+    /// twice as long after the last.
+    pub drill_undo_retry: Duration,
+    /// A notification's first retry comes this long after a failed attempt; each further one
+    /// twice as long after the last (at most an hour apart, for 24 hours).
+    pub notification_retry: Duration,
+    /// The SMTP relay email channels are sent through.
+    pub smtp: Option<SmtpSettings>,
 }
 
 impl Default for ApiSettings {
@@ -83,6 +102,9 @@ impl Default for ApiSettings {
             own_authority: "127.0.0.1:1280".to_owned(),
             agent_offline_after: Duration::from_secs(30),
             console_session_seconds: 8 * 3600,
+            drill_undo_retry: Duration::from_secs(15),
+            notification_retry: Duration::from_secs(5),
+            smtp: None,
         }
     }
 }
@@ -237,6 +259,51 @@ fn other_protected_routes() -> Vec<Route> {
             "/extensions/failoverplans/{planUid}/sessions/{sessionUid}/notes",
             &["POST"],
             post(reports::add_note),
+        ),
+        route(
+            "/extensions/webhooks",
+            &["GET", "POST"],
+            get(notify::list).post(notify::create),
+        ),
+        route(
+            "/extensions/webhooks/{webhookUid}",
+            &["DELETE"],
+            delete(notify::delete),
+        ),
+        route(
+            "/extensions/webhooks/{webhookUid}/deliveries",
+            &["GET"],
+            get(notify::deliveries),
+        ),
+        route(
+            "/extensions/drills",
+            &["GET", "POST"],
+            get(drills::list).post(drills::create),
+        ),
+        route(
+            "/extensions/drills/{drillUid}",
+            &["GET", "DELETE"],
+            get(drills::get).delete(drills::delete),
+        ),
+        route(
+            "/extensions/drills/{drillUid}/pause",
+            &["POST"],
+            post(drills::pause),
+        ),
+        route(
+            "/extensions/drills/{drillUid}/resume",
+            &["POST"],
+            post(drills::resume),
+        ),
+        route(
+            "/extensions/drills/{drillUid}/runs",
+            &["POST"],
+            post(drills::run_now),
+        ),
+        route(
+            "/extensions/drills/{drillUid}/runs/{runUid}",
+            &["GET"],
+            get(drills::run_report),
         ),
         route(
             "/extensions/sim/faults",

@@ -48,6 +48,8 @@ pub struct RunReport {
     pub measure: RunMeasure,
     pub log: Vec<SessionMessage>,
     pub notes: Vec<SessionNote>,
+    /// The drill that started it, if one did.
+    pub drill: Option<standby_store::drills::SessionDrill>,
 }
 
 /// How a run is judged: its recorded facts through [`measure_run`].
@@ -112,7 +114,9 @@ pub async fn run_report(
     let owner = state.store.plan_owners(&[plan]).await?.remove(&plan);
     let log = state.store.session_messages(session).await?;
     let notes = state.store.session_notes(session).await?;
+    let drill = state.store.session_drill(session).await?;
     Ok(RunReport {
+        drill,
         plan_uid: plan,
         plan_name,
         server_name: owner
@@ -161,10 +165,17 @@ fn targets_json(targets: &RecoveryTargets) -> Value {
     json!({ "rtoSeconds": targets.rto_seconds, "rpoSeconds": targets.rpo_seconds })
 }
 
-/// Who started a run and why. Every run so far is started by a person (or an API client in
-/// their name); drills will name themselves here.
-fn trigger_json(run: &SessionHistory) -> Value {
-    json!({ "kind": "person", "name": run.started_by })
+/// Who started a run and why: a person (or an API client in their name), or a drill.
+fn trigger_json(report: &RunReport) -> Value {
+    match &report.drill {
+        Some(drill) => json!({
+            "kind": "drill",
+            "name": drill.drill_name,
+            "drillUid": drill.drill_uid,
+            "drillRunUid": drill.run_uid,
+        }),
+        None => json!({ "kind": "person", "name": report.run.started_by }),
+    }
 }
 
 fn note_json(note: &SessionNote) -> Value {
@@ -218,7 +229,7 @@ pub fn report_json(report: &RunReport) -> Value {
         "message": run.message,
         "verdict": measure.verdict.as_str(),
         "startedBy": run.started_by,
-        "trigger": trigger_json(run),
+        "trigger": trigger_json(report),
         "requestedPoint": run.requested_point,
         "startTime": run.start_time,
         "endTime": run.end_time,

@@ -17,6 +17,7 @@
 mod admin;
 mod assets;
 mod audit;
+mod drills;
 mod form;
 mod live;
 mod plan;
@@ -47,6 +48,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/plans/{plan}/runs/{session}/notes", post(plan::add_note))
         .route("/plans/{plan}/history.csv", get(plan::history_csv))
+        .route("/drills", get(drills::list))
+        .route("/drills/{drill}/runs/{run}", get(drills::run))
+        .route("/drills/{drill}/{verb}", post(drills::act))
         .route("/live", get(live::page))
         .route("/live/events", get(live::events))
         .route("/actions", get(admin::actions))

@@ -82,6 +82,21 @@ pub struct ServeArgs {
     /// The sim connector's boot time per VM in milliseconds, `MIN-MAX` [default: 2000-6000].
     #[arg(long, env = "STANDBY_SIM_BOOT_MS")]
     sim_boot_ms: Option<String>,
+    /// A drill retries a failed undo after this many seconds, doubling with each attempt
+    /// (5 attempts), 1 to 3600 [default: 15].
+    #[arg(long, env = "STANDBY_DRILL_UNDO_RETRY_SECONDS")]
+    drill_undo_retry_seconds: Option<u64>,
+    /// A failed notification is retried after this many seconds, doubling up to an hour, for
+    /// 24 hours, 1 to 3600 [default: 5].
+    #[arg(long, env = "STANDBY_NOTIFICATION_RETRY_SECONDS")]
+    notification_retry_seconds: Option<u64>,
+    /// The SMTP relay email notifications go through: smtp://HOST:PORT (plain),
+    /// smtp://HOST:587?tls=required (STARTTLS) or smtps://USER:PASSWORD@HOST:465.
+    #[arg(long, env = "STANDBY_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender of email notifications [default: standby@HOSTNAME-less localhost].
+    #[arg(long, env = "STANDBY_SMTP_FROM")]
+    smtp_from: Option<String>,
     /// How long a successful async action stays readable, in seconds [default: 300].
     #[arg(long, env = "STANDBY_ACTION_SUCCESS_RETENTION_SECONDS")]
     action_success_retention_seconds: Option<u64>,
@@ -137,6 +152,10 @@ struct FileSettings {
     max_session_attempts: Option<u32>,
     agent_offline_seconds: Option<u64>,
     sim_boot_ms: Option<String>,
+    drill_undo_retry_seconds: Option<u64>,
+    notification_retry_seconds: Option<u64>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
     action_success_retention_seconds: Option<u64>,
     action_failure_retention_seconds: Option<u64>,
     throttle_requests_per_minute: Option<u32>,
@@ -296,6 +315,23 @@ impl Settings {
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1280)));
         let serves_tls = tls.is_some();
+        let smtp = match args.smtp_url.or(file.smtp_url) {
+            None => None,
+            Some(url) => {
+                let from = args
+                    .smtp_from
+                    .or(file.smtp_from)
+                    .unwrap_or_else(|| "Standby <standby@localhost>".to_owned());
+                if from.parse::<lettre::message::Mailbox>().is_err() {
+                    bail!(
+                        "smtp_from '{from}' is not an email address (such as Standby <dr@example.net>)"
+                    );
+                }
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url)
+                    .map_err(|e| anyhow::anyhow!("smtp_url is not an SMTP URL ({e}): smtp://HOST:PORT, smtp://HOST:587?tls=required or smtps://USER:PASSWORD@HOST:465"))?;
+                Some(standby_api::SmtpSettings { url, from })
+            }
+        };
         Ok(Settings {
             tls,
             header_read_timeout: Duration::from_secs(
@@ -358,6 +394,19 @@ impl Settings {
                 tls: serves_tls,
                 own_authority: listen.to_string(),
                 console_session_seconds: defaults.console_session_seconds,
+                drill_undo_retry: Duration::from_secs(
+                    args.drill_undo_retry_seconds
+                        .or(file.drill_undo_retry_seconds)
+                        .unwrap_or(15)
+                        .clamp(1, 3600),
+                ),
+                notification_retry: Duration::from_secs(
+                    args.notification_retry_seconds
+                        .or(file.notification_retry_seconds)
+                        .unwrap_or(5)
+                        .clamp(1, 3600),
+                ),
+                smtp,
             },
             admin,
         })

@@ -57,6 +57,14 @@ enum Command {
         #[command(flatten)]
         output: client::OutputArgs,
     },
+    /// Scheduled drills on the server you are logged in to: list, show, create, pause, resume,
+    /// run, delete, report.
+    Drills {
+        #[command(subcommand)]
+        command: client::DrillsCommand,
+        #[command(flatten)]
+        output: client::OutputArgs,
+    },
     /// Fleet files: import one into a data directory, or print the demo fleet as one.
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -165,6 +173,9 @@ impl StoreArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS crypto provider for the whole process (ring, as the server's TLS uses): the API
+    // client, the agent's client and the notification dispatcher all build on it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -181,6 +192,9 @@ fn main() -> ExitCode {
             Command::Login(args) => return Ok(client::login(args).await),
             Command::Logout => return Ok(client::logout()),
             Command::Plans { command, output } => return Ok(client::plans(command, output).await),
+            Command::Drills { command, output } => {
+                return Ok(client::drills(command, output).await);
+            }
             Command::Actions { command, output } => {
                 return Ok(client::actions(command, output).await);
             }

@@ -130,6 +130,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     });
 
+    // Scheduled drills: every node runs the runner; each occurrence and each move is claimed once.
+    tokio::spawn(standby_api::drills::runner::run(state.clone()));
+    // Notifications: the outbox fanned out and delivered, at least once, from every node.
+    tokio::spawn(standby_api::notify::dispatcher::run(state.clone()));
+
     let app = standby_api::router_with(state, standby_console::router())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();

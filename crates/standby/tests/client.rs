@@ -549,3 +549,103 @@ async fn an_api_key_from_the_environment_needs_no_login() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn drills_are_scheduled_run_and_reported_from_the_terminal() {
+    let app = TestApp::with_fleet(FLEET, &["--sim-boot-ms", "50-100"]).await;
+    let config = logged_in(&app).await;
+    let dir = config.path();
+    let run = standby(
+        dir,
+        &[
+            "drills",
+            "create",
+            "--name",
+            "Globex weekly",
+            "--plan",
+            "Globex ERP",
+            "--schedule",
+            "0 2 * * SUN",
+            "--tz",
+            "Europe/Berlin",
+            "--ttl",
+            "1",
+            "--max-parallel-vms",
+            "3",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Drill 'Globex weekly' created"),
+        "{}",
+        run.stderr
+    );
+    let run = standby(dir, &["drills", "list"], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Globex weekly") && run.stdout.contains("Europe/Berlin"));
+
+    // Bad input: the server's message, exit code 5 (refused).
+    let run = standby(
+        dir,
+        &[
+            "drills",
+            "create",
+            "--name",
+            "x",
+            "--plan",
+            "Globex ERP",
+            "--schedule",
+            "nope",
+            "--ttl",
+            "1",
+            "--max-parallel-vms",
+            "3",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("cron"), "{}", run.stderr);
+    let run = standby(dir, &["drills", "show", "No such drill"], None).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+
+    let run = standby(dir, &["drills", "run", "Globex weekly"], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let report = loop {
+        let run = standby(
+            dir,
+            &["drills", "report", "Globex weekly", "-o", "json"],
+            None,
+        )
+        .await;
+        if run.code == 0 && run.json()["data"]["state"] == "finished" {
+            break run.json();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} {}",
+            run.stdout,
+            run.stderr
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(report["data"]["plans"][0]["state"], "undone", "{report}");
+    let run = standby(dir, &["drills", "report", "Globex weekly"], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Globex ERP") && run.stdout.contains("undone"),
+        "{}",
+        run.stdout
+    );
+    let run = standby(dir, &["drills", "pause", "Globex weekly"], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = standby(dir, &["drills", "run", "Globex weekly"], None).await;
+    assert_eq!(run.code, 5, "a paused drill is not run: {}", run.stderr);
+    let run = standby(dir, &["drills", "delete", "Globex weekly"], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = standby(dir, &["drills", "list", "-o", "json"], None).await;
+    assert_eq!(run.json()["data"], serde_json::json!([]));
+}

@@ -712,6 +712,95 @@ async fn a_run_page_judges_the_run_prints_its_report_and_takes_notes() {
     assert_eq!(refused.status(), 403);
 }
 
+#[tokio::test]
+async fn drills_are_listed_paused_run_and_reported_in_the_console() {
+    let store = TestStore::fresh().await;
+    let app = TestApp::start(&store, &["--demo", "--sim-boot-ms", "50-100"]).await;
+    let uid = ready_plan(&app, "Contoso - Tier 2 - Web").await;
+    let (status, created) = send(
+        app.http
+            .post(app.url("/api/v3/extensions/drills"))
+            .bearer_auth(&app.token)
+            .json(&serde_json::json!({
+                "name": "Quarterly <Contoso>",
+                "planUids": [uid],
+                "schedule": "0 6 1 */3 *",
+                "timeZone": "Europe/London",
+                "ttlSeconds": 1,
+                "maxParallelVms": 50,
+            })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let drill = created["data"]["instanceUid"].as_str().unwrap().to_owned();
+    let admin = Browser::sign_in(&app, ADMIN, PASSWORD).await;
+    let page = admin.get_text("/drills").await;
+    assert!(page.contains("Quarterly &#60;Contoso&#62;"));
+    assert!(page.contains("Europe/London"));
+    let forged = admin
+        .post(&format!("/drills/{drill}/run"), &[("csrf", "nope")])
+        .await;
+    assert_eq!(forged.status(), 403);
+    let ran = admin
+        .post(
+            &format!("/drills/{drill}/run"),
+            &[("csrf", admin.csrf.as_str())],
+        )
+        .await;
+    assert_eq!(ran.status(), 303);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let (_, body) = app
+            .get_json(&format!("/api/v3/extensions/drills/{drill}"), &[])
+            .await;
+        let newest = &body["data"]["runs"][0];
+        if newest["state"] == "finished" {
+            break newest["instanceUid"].as_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let page = admin.get_text(&format!("/drills/{drill}/runs/{run}")).await;
+    assert!(page.contains("Contoso - Tier 2 - Web"));
+    assert!(page.contains("Undone"));
+    assert!(
+        page.contains(&format!("/plans/{uid}/runs/")),
+        "a link to the test's run"
+    );
+    let paused = admin
+        .post(
+            &format!("/drills/{drill}/pause"),
+            &[("csrf", admin.csrf.as_str())],
+        )
+        .await;
+    assert_eq!(paused.status(), 303);
+    assert!(admin.get_text("/drills").await.contains("Paused"));
+    // A read-only operator sees the drill and no buttons; a posted one is refused.
+    let viewer = Browser::sign_in(&app, "noc-readonly", DEMO_PASSWORD).await;
+    let page = viewer.get_text("/drills").await;
+    assert!(page.contains("Quarterly"));
+    assert!(!page.contains("Resume"));
+    let refused = viewer
+        .post(
+            &format!("/drills/{drill}/resume"),
+            &[("csrf", viewer.csrf.as_str())],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    // A company user does not see the provider's drill, nor its runs.
+    let contoso = Browser::sign_in(&app, "contoso-owner", DEMO_PASSWORD).await;
+    assert!(!contoso.get_text("/drills").await.contains("Quarterly"));
+    let hidden = contoso.get(&format!("/drills/{drill}/runs/{run}")).await;
+    assert_eq!(hidden.status(), 404);
+    let unknown = admin
+        .post(
+            &format!("/drills/{drill}/explode"),
+            &[("csrf", admin.csrf.as_str())],
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+}
+
 fn playwright_python() -> Option<PathBuf> {
     let required = std::env::var("STANDBY_REQUIRE_BROWSER").as_deref() == Ok("1");
     let python = std::env::var("STANDBY_PLAYWRIGHT_PYTHON")

@@ -26,6 +26,13 @@ pub enum AuditAction {
     PlanTargets,
     /// An operator note was added to a run's report.
     SessionNote,
+    DrillCreate,
+    DrillPause,
+    DrillResume,
+    DrillRun,
+    DrillDelete,
+    WebhookCreate,
+    WebhookDelete,
     /// Any other write through the API (an unknown route, say), as `METHOD path`.
     Request(String),
 }
@@ -52,6 +59,13 @@ impl AuditAction {
         AuditAction::AgentEnroll,
         AuditAction::PlanTargets,
         AuditAction::SessionNote,
+        AuditAction::DrillCreate,
+        AuditAction::DrillPause,
+        AuditAction::DrillResume,
+        AuditAction::DrillRun,
+        AuditAction::DrillDelete,
+        AuditAction::WebhookCreate,
+        AuditAction::WebhookDelete,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -75,6 +89,13 @@ impl AuditAction {
             AuditAction::AgentEnroll => "agent.enroll",
             AuditAction::PlanTargets => "plan.targets",
             AuditAction::SessionNote => "session.note",
+            AuditAction::DrillCreate => "drill.create",
+            AuditAction::DrillPause => "drill.pause",
+            AuditAction::DrillResume => "drill.resume",
+            AuditAction::DrillRun => "drill.run",
+            AuditAction::DrillDelete => "drill.delete",
+            AuditAction::WebhookCreate => "webhook.create",
+            AuditAction::WebhookDelete => "webhook.delete",
             AuditAction::Request(request) => request,
         }
     }

@@ -10,10 +10,12 @@ pub mod agents;
 mod audit;
 pub mod catalog;
 pub mod copy;
+pub mod drills;
 pub mod freshness;
 mod keys;
 pub mod location;
 mod migrations;
+pub mod notifications;
 pub mod postgres;
 mod rows;
 pub mod sessions;
@@ -28,7 +30,9 @@ use uuid::Uuid;
 
 pub use agents::{AGENT_CONNECTOR, AgentStore};
 pub use audit::{AuditAction, AuditOutcome};
+pub use drills::DrillStore;
 pub use location::{Location, open};
+pub use notifications::NotificationStore;
 pub use postgres::{PgStore, ScratchDatabase};
 pub use sessions::*;
 pub use sim_ledger::{ReplicaChange, SimLedger, SimOperationRecord, SimOutcome};
@@ -76,7 +80,7 @@ pub(crate) fn bounded(text: &str, max: usize) -> String {
 
 /// Which plans a caller may see. Company users see plans on their company's servers and
 /// Tenant plans of their company's tenants; provider users see everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     All,
     Organization(Uuid),
@@ -608,6 +612,8 @@ pub trait Store:
     + AsyncActions
     + EngineStore
     + ReportStore
+    + DrillStore
+    + NotificationStore
     + 'static
 {
     /// The store answers and its schema is current.

@@ -64,6 +64,16 @@ const SQLITE: &[Embedded] = &[
         "targets and reports",
         include_str!("../migrations/sqlite/0010_targets_and_reports.sql"),
     ),
+    (
+        11,
+        "drills",
+        include_str!("../migrations/sqlite/0011_drills.sql"),
+    ),
+    (
+        12,
+        "notifications",
+        include_str!("../migrations/sqlite/0012_notifications.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -101,6 +111,16 @@ const POSTGRES: &[Embedded] = &[
         7,
         "targets and reports",
         include_str!("../migrations/postgres/0007_targets_and_reports.sql"),
+    ),
+    (
+        8,
+        "drills",
+        include_str!("../migrations/postgres/0008_drills.sql"),
+    ),
+    (
+        9,
+        "notifications",
+        include_str!("../migrations/postgres/0009_notifications.sql"),
     ),
 ];
 

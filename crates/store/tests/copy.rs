@@ -136,6 +136,85 @@ async fn populated(location: &Location) {
         )
         .await
         .unwrap();
+    // A drill with a run, and a webhook with a delivery of the start's event.
+    let drill = standby_store::drills::DrillRecord {
+        uid: Uuid::now_v7(),
+        name: "Nächtlich".into(),
+        owner: Scope::All,
+        owner_organization_uid: organization,
+        created_by_uid: user.uid,
+        created_by: "Zoë operator".into(),
+        plans: standby_store::drills::DrillPlans::Listed(vec![plan.instance_uid]),
+        schedule: "0 2 * * *".into(),
+        time_zone: "Europe/Berlin".into(),
+        ttl_seconds: 600,
+        max_parallel_vms: 10,
+        stop_after_failures: 1,
+        paused: false,
+        next_run_at: Some(Timestamp::now()),
+        created_at: Timestamp::now(),
+    };
+    store.create_drill(&drill).await.unwrap();
+    assert!(
+        store
+            .claim_drill_occurrence(
+                drill.uid,
+                drill.next_run_at.unwrap(),
+                None,
+                Some((
+                    Uuid::now_v7(),
+                    vec![standby_store::drills::NewDrillRunPlan {
+                        plan_uid: plan.instance_uid,
+                        vms: 3,
+                        skipped: Some("the plan was Completed, not Ready".into()),
+                    }],
+                )),
+                Timestamp::now(),
+            )
+            .await
+            .unwrap()
+    );
+    let channel = standby_store::notifications::ChannelRecord {
+        uid: Uuid::now_v7(),
+        owner: Scope::All,
+        owner_organization_uid: organization,
+        kind: standby_store::notifications::ChannelKind::Webhook,
+        target: "https://hooks.example.net/standby".into(),
+        secret: "a secret of sixteen+".into(),
+        events: vec!["run.started".into()],
+        created_by: "Zoë operator".into(),
+        created_at: Timestamp::now(),
+    };
+    store.create_channel(&channel).await.unwrap();
+    store
+        .record_event(
+            "server.offline",
+            None,
+            None,
+            "{\"why\": \"ünïcode\"}",
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let started = store.pending_events(10).await.unwrap()[0].uid;
+    assert!(
+        store
+            .dispatch_events(
+                &[(
+                    started,
+                    vec![standby_store::notifications::NewDelivery {
+                        uid: Uuid::now_v7(),
+                        channel_uid: channel.uid,
+                        event_name: "run.started".into(),
+                        body: "{}".into(),
+                    }]
+                )],
+                Timestamp::now(),
+            )
+            .await
+            .unwrap()
+            == 1
+    );
     let fleet_vm = store
         .list_objects(&ListQuery {
             plan: Some(plan.instance_uid),

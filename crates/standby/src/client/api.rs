@@ -90,7 +90,19 @@ impl Api {
 
     /// A GET returning the response body.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        let (_, body) = self.send(Method::GET, path, query, None).await?;
+        let (_, body) = self.send(Method::GET, path, query, None, None).await?;
+        Ok(body)
+    }
+
+    /// A POST or PUT of a JSON body (a drill, targets), returning the response body. Not
+    /// retried: these create or replace, and a lost answer is checked by reading back.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
+        let (_, body) = self.send(method, path, &[], None, Some(body)).await?;
         Ok(body)
     }
 
@@ -106,7 +118,7 @@ impl Api {
         loop {
             attempt += 1;
             match self
-                .send(Method::POST, path, query, Some(&request_id))
+                .send(Method::POST, path, query, Some(&request_id), None)
                 .await
             {
                 Ok((headers, _)) => {
@@ -126,7 +138,7 @@ impl Api {
     }
 
     pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
-        self.send(Method::DELETE, path, &[], None)
+        self.send(Method::DELETE, path, &[], None, None)
             .await
             .map(|(_, body)| body)
     }
@@ -179,6 +191,7 @@ impl Api {
         path: &str,
         query: &[(&str, String)],
         request_id: Option<&str>,
+        json: Option<&Value>,
     ) -> Result<(reqwest::header::HeaderMap, Value), ClientError> {
         let mut refreshed = false;
         loop {
@@ -191,6 +204,9 @@ impl Api {
                 .query(query);
             if let Some(id) = request_id {
                 request = request.header("X-Request-id", id);
+            }
+            if let Some(json) = json {
+                request = request.json(json);
             }
             let response = request.send().await.map_err(transport)?;
             let status = response.status();

@@ -8,6 +8,7 @@
 mod actions;
 mod api;
 mod credentials;
+mod drills;
 mod events;
 mod plans;
 mod table;
@@ -158,6 +159,58 @@ pub enum PlansCommand {
     },
 }
 
+#[derive(Args, Debug)]
+pub struct CreateDrillArgs {
+    /// The drill's name.
+    #[arg(long)]
+    name: String,
+    /// A plan to test (UID or unambiguous name); repeat for several, in the order they run.
+    #[arg(long = "plan")]
+    plans: Vec<String>,
+    /// Instead of --plan: a plan filter as the API's `filter=` takes it (JSON), resolved at
+    /// each run.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Cron: five fields (minute first) or six (seconds first), such as "0 2 * * SUN".
+    #[arg(long)]
+    schedule: String,
+    /// The IANA time zone the schedule is read in.
+    #[arg(long = "tz", default_value = "UTC")]
+    time_zone: String,
+    /// Seconds each test failover stays up after it ends before it is undone.
+    #[arg(long = "ttl")]
+    ttl_seconds: u32,
+    /// At most this many VMs in test at once.
+    #[arg(long)]
+    max_parallel_vms: u32,
+    /// Skip the rest of a run after this many failed tests (0: never).
+    #[arg(long, default_value_t = 0)]
+    stop_after_failures: u32,
+    /// Create it paused.
+    #[arg(long)]
+    paused: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DrillsCommand {
+    /// Drills you can see, with their next run.
+    List,
+    /// One drill (UID or name) and its recent runs.
+    Show { drill: String },
+    /// Schedule a drill.
+    Create(CreateDrillArgs),
+    /// Stop scheduling runs (a run in progress goes on).
+    Pause { drill: String },
+    /// Schedule runs again, the next one counted from now.
+    Resume { drill: String },
+    /// Run it now.
+    Run { drill: String },
+    /// Delete it (a run in progress still undoes its tests).
+    Delete { drill: String },
+    /// A run's report, plan by plan (the newest run unless one is given).
+    Report { drill: String, run: Option<String> },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ActionsCommand {
     /// Your async actions (starts, undos, patches), newest first.
@@ -239,6 +292,14 @@ pub async fn actions(command: ActionsCommand, output: OutputArgs) -> ExitCode {
     let result = async {
         let api = api::Api::connect(CredentialStore::from_environment()?)?;
         actions::run(&api, command, output.output).await
+    };
+    finish(result.await)
+}
+
+pub async fn drills(command: DrillsCommand, output: OutputArgs) -> ExitCode {
+    let result = async {
+        let api = api::Api::connect(CredentialStore::from_environment()?)?;
+        drills::run(&api, command, output.output).await
     };
     finish(result.await)
 }

@@ -9,12 +9,16 @@ mod agents;
 mod auth;
 #[path = "../sql/commit.rs"]
 mod commit;
+#[path = "../sql/drills.rs"]
+mod drills;
 #[path = "../sql/engine.rs"]
 mod engine;
 #[path = "../sql/idempotency.rs"]
 mod idempotency;
 #[path = "../sql/import.rs"]
 mod import;
+#[path = "../sql/notifications.rs"]
+mod notifications;
 #[path = "../sql/plans.rs"]
 mod plans;
 #[path = "../sql/reports.rs"]

@@ -283,6 +283,7 @@ impl AgentStore for SqlAgentStore {
             format!("DELETE FROM restore_points WHERE object_uid IN ({OBJECTS})"),
             "DELETE FROM plan_objects WHERE backup_server_uid = $1".to_owned(),
             format!("DELETE FROM sessions WHERE uid IN ({SESSIONS})"),
+            "DELETE FROM drill_run_plans WHERE plan_uid IN (SELECT uid FROM plans WHERE backup_server_uid = $1)".to_owned(),
             "DELETE FROM plan_targets WHERE plan_uid IN (SELECT uid FROM plans WHERE backup_server_uid = $1)".to_owned(),
             "DELETE FROM plans WHERE backup_server_uid = $1".to_owned(),
             "DELETE FROM agent_replicas WHERE server_uid = $1".to_owned(),

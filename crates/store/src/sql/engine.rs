@@ -132,6 +132,23 @@ async fn write_session(
         }
         other => StoreError::Database(other),
     })?;
+    // The outbox row goes with the session: a run that started is told, at least once.
+    super::notifications::insert_event(
+        &mut tx,
+        crate::notifications::RUN_STARTED,
+        Some(new.plan_uid),
+        None,
+        None,
+        &serde_json::json!({
+            "sessionUid": new.uid,
+            "planUid": new.plan_uid,
+            "kind": new.kind.as_str(),
+            "startedBy": new.started_by,
+            "requestedPoint": new.requested_point,
+        }),
+        now,
+    )
+    .await?;
     sqlx::query(
         "INSERT INTO jobs (uid, kind, session_uid, state, run_at, created_at, updated_at) VALUES ($1, 'session', $2, $4, $3, $3, $3)",
     )
@@ -512,6 +529,23 @@ pub(super) async fn record_vm_end(
         .await?;
     if updated.rows_affected() == 1 {
         insert_message(&mut tx, session, message).await?;
+        if status == BackupStatus::Failed {
+            super::notifications::insert_event(
+                &mut tx,
+                crate::notifications::VM_FAILED,
+                None,
+                Some(session),
+                None,
+                &serde_json::json!({
+                    "sessionUid": session,
+                    "vmSessionUid": step,
+                    "message": message.title,
+                    "detail": message.description,
+                }),
+                end,
+            )
+            .await?;
+        }
     }
     tx.commit().await?;
     Ok(())
@@ -610,6 +644,26 @@ pub(super) async fn finish_session(
             .bind(ActionStatus::Running.as_str())
             .execute(&mut *tx)
             .await?;
+        let event = if end.session_status == SessionStatus::Failed {
+            crate::notifications::RUN_FAILED
+        } else {
+            crate::notifications::RUN_FINISHED
+        };
+        super::notifications::insert_event(
+            &mut tx,
+            event,
+            None,
+            Some(session),
+            None,
+            &serde_json::json!({
+                "sessionUid": session,
+                "status": end.session_status.as_str(),
+                "planStatus": end.plan_status.as_str(),
+                "message": end.message,
+            }),
+            now,
+        )
+        .await?;
     }
     sqlx::query("UPDATE jobs SET state = $1, locked_by = NULL, lease_until = NULL, updated_at = $2 WHERE uid = $3")
         .bind(JobState::Done.as_str())

@@ -52,7 +52,23 @@ impl Store for super::BackendStore {
             .bind(now.ticks())
             .execute(&self.writer)
             .await?;
+        // Notifications are kept 30 days once fanned out or finished, for their log.
+        let month_ago = now.plus_seconds(-30 * 86_400).ticks();
+        let events = sqlx::query(
+            "DELETE FROM notification_events WHERE dispatched = TRUE AND created_at <= $1",
+        )
+        .bind(month_ago)
+        .execute(&self.writer)
+        .await?;
+        let deliveries = sqlx::query(
+            "DELETE FROM notification_deliveries WHERE state <> 'pending' AND created_at <= $1",
+        )
+        .bind(month_ago)
+        .execute(&self.writer)
+        .await?;
         Ok(requests.rows_affected()
+            + events.rows_affected()
+            + deliveries.rows_affected()
             + tokens.rows_affected()
             + actions.rows_affected()
             + logins.rows_affected())
@@ -595,5 +611,214 @@ impl ReportStore for super::BackendStore {
             super::reports::add_session_note(&self.writer, session, author, text, now).await;
         self.freshness.advance();
         result
+    }
+}
+
+#[async_trait]
+impl DrillStore for super::BackendStore {
+    async fn create_drill(&self, drill: &drills::DrillRecord) -> Result<(), StoreError> {
+        let result = super::drills::create_drill(&self.writer, drill).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn list_drills(&self, scope: Scope) -> Result<Vec<drills::DrillRecord>, StoreError> {
+        super::drills::list_drills(&self.pool, scope).await
+    }
+
+    async fn get_drill(
+        &self,
+        scope: Scope,
+        uid: Uuid,
+    ) -> Result<Option<drills::DrillRecord>, StoreError> {
+        super::drills::get_drill(&self.pool, scope, uid).await
+    }
+
+    async fn drill_settings(&self, uid: Uuid) -> Result<Option<drills::DrillRecord>, StoreError> {
+        super::drills::drill_settings(&self.pool, uid).await
+    }
+
+    async fn set_drill_paused(
+        &self,
+        uid: Uuid,
+        paused: bool,
+        next_run_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let result = super::drills::set_drill_paused(&self.writer, uid, paused, next_run_at).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn delete_drill(&self, uid: Uuid) -> Result<bool, StoreError> {
+        let result = super::drills::delete_drill(&self.writer, uid).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn due_drills(&self, now: Timestamp) -> Result<Vec<drills::DrillRecord>, StoreError> {
+        super::drills::due_drills(&self.pool, now).await
+    }
+
+    async fn claim_drill_occurrence(
+        &self,
+        drill: Uuid,
+        due: Timestamp,
+        next: Option<Timestamp>,
+        run: Option<(Uuid, Vec<drills::NewDrillRunPlan>)>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result =
+            super::drills::claim_drill_occurrence(&self.writer, drill, due, next, run, now).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn open_drill_runs(&self) -> Result<Vec<drills::DrillRun>, StoreError> {
+        super::drills::open_drill_runs(&self.pool).await
+    }
+
+    async fn drill_runs(
+        &self,
+        drill: Uuid,
+        limit: u32,
+    ) -> Result<Vec<drills::DrillRun>, StoreError> {
+        super::drills::drill_runs(&self.pool, drill, limit).await
+    }
+
+    async fn drill_run(
+        &self,
+        drill: Uuid,
+        run: Uuid,
+    ) -> Result<Option<drills::DrillRun>, StoreError> {
+        super::drills::drill_run(&self.pool, drill, run).await
+    }
+
+    async fn move_drill_plan(
+        &self,
+        run: Uuid,
+        plan: Uuid,
+        from: drills::DrillPlanState,
+        change: &drills::DrillPlanMove,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result =
+            super::drills::move_drill_plan(&self.writer, run, plan, from, change, now).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn finish_drill_run(&self, run: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+        let result = super::drills::finish_drill_run(&self.writer, run, now).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn session_drill(
+        &self,
+        session: Uuid,
+    ) -> Result<Option<drills::SessionDrill>, StoreError> {
+        super::drills::session_drill(&self.pool, session).await
+    }
+}
+
+#[async_trait]
+impl NotificationStore for super::BackendStore {
+    async fn create_channel(
+        &self,
+        channel: &notifications::ChannelRecord,
+    ) -> Result<(), StoreError> {
+        let result = super::notifications::create_channel(&self.writer, channel).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn list_channels(
+        &self,
+        scope: Scope,
+    ) -> Result<Vec<notifications::ChannelRecord>, StoreError> {
+        super::notifications::list_channels(&self.pool, scope).await
+    }
+
+    async fn get_channel(
+        &self,
+        scope: Scope,
+        uid: Uuid,
+    ) -> Result<Option<notifications::ChannelRecord>, StoreError> {
+        super::notifications::get_channel(&self.pool, scope, uid).await
+    }
+
+    async fn delete_channel(&self, uid: Uuid) -> Result<bool, StoreError> {
+        let result = super::notifications::delete_channel(&self.writer, uid).await;
+        self.freshness.advance();
+        result
+    }
+
+    async fn record_event(
+        &self,
+        name: &str,
+        plan: Option<Uuid>,
+        server: Option<Uuid>,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        super::notifications::record_event(&self.writer, name, plan, server, body, now).await
+    }
+
+    async fn pending_events(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<notifications::OutboxEvent>, StoreError> {
+        super::notifications::pending_events(&self.pool, limit).await
+    }
+
+    async fn dispatch_events(
+        &self,
+        events: &[(Uuid, Vec<notifications::NewDelivery>)],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        super::notifications::dispatch_events(&self.writer, events, now).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<notifications::DeliveryRecord>, StoreError> {
+        super::notifications::due_deliveries(&self.pool, now, limit).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        delivery: &notifications::DeliveryRecord,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        super::notifications::claim_delivery(&self.writer, delivery, now, lease_until).await
+    }
+
+    async fn finish_attempt(
+        &self,
+        delivery: Uuid,
+        attempt: u32,
+        outcome: &notifications::AttemptOutcome,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        super::notifications::finish_attempt(&self.writer, delivery, attempt, outcome, now).await
+    }
+
+    async fn channel_deliveries(
+        &self,
+        channel: Uuid,
+        limit: u32,
+    ) -> Result<Vec<notifications::DeliveryRecord>, StoreError> {
+        super::notifications::channel_deliveries(&self.pool, channel, limit).await
+    }
+
+    async fn claim_offline_servers(
+        &self,
+        cutoff: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        super::notifications::claim_offline_servers(&self.writer, cutoff, now).await
     }
 }

@@ -1,0 +1,239 @@
+//! Notifications, under `/api/v3/extensions/webhooks`: channels that are told when a run
+//! starts, finishes or fails, a VM fails, a target is missed, a drill skips a plan or cannot
+//! undo a test, or a backup server goes offline.
+//!
+//! - `POST /extensions/webhooks` `{url, secret, events}` (a webhook) or `{email, events}` (an
+//!   email address, sent through `--smtp-url`); `events` omitted: every event. 201.
+//! - `GET /extensions/webhooks`, `DELETE /extensions/webhooks/{webhookUid}`.
+//! - `GET /extensions/webhooks/{webhookUid}/deliveries`: the delivery log, newest first.
+//!
+//! A channel gets the events of what its creator may see: a company's only its own plans and
+//! servers. [`dispatcher`] fans events out and delivers them.
+
+pub mod dispatcher;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Value, json};
+use standby_model::Timestamp;
+use standby_store::Scope;
+use standby_store::notifications::{ChannelKind, ChannelRecord, DeliveryRecord, EVENTS};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::access::{ReadAccess, WriteAccess};
+use crate::envelope::{empty, json_response};
+use crate::error::{ApiError, ApiResult};
+use crate::params::{Body, QueryParams, Version, path_uid};
+
+type PathParam = Result<Path<String>, PathRejection>;
+
+const MIN_SECRET_CHARS: usize = 16;
+const MAX_SECRET_CHARS: usize = 256;
+const MAX_TARGET_CHARS: usize = 2_048;
+
+fn bad(property: &str, message: impl Into<String>) -> ApiError {
+    let mut error = ApiError::bad_body(message);
+    error.error.property_name = Some(property.to_owned());
+    error
+}
+
+fn channel_json(channel: &ChannelRecord) -> Value {
+    // The secret is never shown again.
+    json!({
+        "instanceUid": channel.uid,
+        "kind": channel.kind.as_str(),
+        "url": (channel.kind == ChannelKind::Webhook).then_some(&channel.target),
+        "email": (channel.kind == ChannelKind::Email).then_some(&channel.target),
+        "events": if channel.events.is_empty() { json!(EVENTS) } else { json!(channel.events) },
+        "allEvents": channel.events.is_empty(),
+        "createdBy": channel.created_by,
+        "createdAt": channel.created_at,
+        "companyUid": match channel.owner {
+            Scope::All => Value::Null,
+            Scope::Organization(uid) => json!(uid),
+        },
+    })
+}
+
+fn delivery_json(delivery: &DeliveryRecord) -> Value {
+    json!({
+        "deliveryUid": delivery.uid,
+        "eventUid": delivery.event_uid,
+        "event": delivery.event_name,
+        "state": delivery.state.as_str(),
+        "attempts": delivery.attempts,
+        "lastStatus": delivery.last_status,
+        "lastError": delivery.last_error,
+        "createdAt": delivery.created_at,
+        "deliveredAt": delivery.delivered_at,
+        "nextAttemptAt": (delivery.state == standby_store::notifications::DeliveryState::Pending)
+            .then_some(delivery.next_attempt_at),
+    })
+}
+
+/// `POST /extensions/webhooks`.
+pub async fn create(
+    State(state): State<AppState>,
+    _version: Version,
+    WriteAccess(principal): WriteAccess,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    crate::vspc::require_json(&headers)?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
+    let Some(object) = body.as_object() else {
+        return Err(ApiError::bad_body("The body must be a JSON object."));
+    };
+    if let Some(unknown) = object
+        .keys()
+        .find(|key| !["url", "email", "secret", "events"].contains(&key.as_str()))
+    {
+        return Err(bad(unknown, format!("Unknown property '{unknown}'.")));
+    }
+    let text = |name: &str| object.get(name).and_then(Value::as_str).map(str::trim);
+    let (kind, target, secret) = match (text("url"), text("email")) {
+        (Some(url), None) => {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|_| bad("url", format!("'{url}' is not a URL.")))?;
+            if !matches!(parsed.scheme(), "http" | "https")
+                || parsed.host_str().is_none()
+                || url.len() > MAX_TARGET_CHARS
+            {
+                return Err(bad(
+                    "url",
+                    "url must be an absolute http or https URL of at most 2,048 characters.",
+                ));
+            }
+            let secret = text("secret").unwrap_or_default();
+            let length = secret.chars().count();
+            if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&length) {
+                return Err(bad(
+                    "secret",
+                    format!(
+                        "secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters: every delivery is signed with it."
+                    ),
+                ));
+            }
+            (ChannelKind::Webhook, url.to_owned(), secret.to_owned())
+        }
+        (None, Some(email)) => {
+            if email.len() > 320 || email.parse::<lettre::Address>().is_err() {
+                return Err(bad("email", format!("'{email}' is not an email address.")));
+            }
+            if object.contains_key("secret") {
+                return Err(bad("secret", "An email channel has no secret."));
+            }
+            if state.settings.smtp.is_none() {
+                return Err(ApiError::cannot_now(
+                    "No SMTP relay is configured on this server (--smtp-url): email cannot be sent.",
+                ));
+            }
+            (ChannelKind::Email, email.to_owned(), String::new())
+        }
+        _ => {
+            return Err(bad(
+                "url",
+                "Give a webhook's url (with a secret) or an email address, not both or neither.",
+            ));
+        }
+    };
+    let events = match object.get("events") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                let name = item.as_str().unwrap_or_default();
+                if !EVENTS.contains(&name) {
+                    return Err(bad(
+                        "events",
+                        format!(
+                            "'{item}' is not an event; the events are {}.",
+                            EVENTS.join(", ")
+                        ),
+                    ));
+                }
+                if !names.iter().any(|n: &String| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
+            names
+        }
+        Some(_) => {
+            return Err(bad(
+                "events",
+                "events must be a non-empty list of event names, or omitted for every event.",
+            ));
+        }
+    };
+    let channel = ChannelRecord {
+        uid: Uuid::now_v7(),
+        owner: principal.scope,
+        owner_organization_uid: principal.organization_uid,
+        kind,
+        target,
+        secret,
+        events,
+        created_by: principal.name.clone(),
+        created_at: Timestamp::now(),
+    };
+    state.store.create_channel(&channel).await?;
+    Ok(json_response(
+        201,
+        &json!({ "data": channel_json(&channel) }),
+    ))
+}
+
+/// `GET /extensions/webhooks`.
+pub async fn list(
+    State(state): State<AppState>,
+    _version: Version,
+    ReadAccess(principal): ReadAccess,
+) -> ApiResult<Response> {
+    let channels = state.store.list_channels(principal.scope).await?;
+    let data: Vec<Value> = channels.iter().map(channel_json).collect();
+    Ok(json_response(200, &json!({ "data": data })))
+}
+
+async fn visible_channel(state: &AppState, scope: Scope, uid: Uuid) -> ApiResult<ChannelRecord> {
+    state
+        .store
+        .get_channel(scope, uid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Webhook {uid} was not found.")))
+}
+
+/// `DELETE /extensions/webhooks/{webhookUid}`: the channel and its delivery log.
+pub async fn delete(
+    State(state): State<AppState>,
+    _version: Version,
+    WriteAccess(principal): WriteAccess,
+    path: PathParam,
+) -> ApiResult<Response> {
+    let uid = path_uid("webhookUid", path)?;
+    visible_channel(&state, principal.scope, uid).await?;
+    if !state.store.delete_channel(uid).await? {
+        return Err(ApiError::not_found(format!("Webhook {uid} was not found.")));
+    }
+    Ok(empty())
+}
+
+/// `GET /extensions/webhooks/{webhookUid}/deliveries[?limit=]`: newest first.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    _version: Version,
+    ReadAccess(principal): ReadAccess,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let uid = path_uid("webhookUid", path)?;
+    let params = QueryParams::parse(raw.as_deref())?;
+    let paging = params.paging(state.settings.max_page_size)?;
+    visible_channel(&state, principal.scope, uid).await?;
+    let log = state.store.channel_deliveries(uid, paging.limit).await?;
+    let data: Vec<Value> = log.iter().map(delivery_json).collect();
+    Ok(json_response(200, &json!({ "data": data })))
+}
