@@ -76,6 +76,13 @@ impl ApiError {
         Self::new(400, ErrorType::Logical, 400, message)
     }
 
+    /// 400 about one property of the request body, named in `propertyName`.
+    pub fn bad_property(property: &str, message: impl Into<String>) -> Self {
+        let mut error = Self::bad_body(message);
+        error.error.property_name = Some(property.to_owned());
+        error
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(401, ErrorType::Security, 401, message)
     }

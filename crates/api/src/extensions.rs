@@ -319,14 +319,8 @@ pub async fn sim_fault(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    crate::vspc::require_json(&headers)?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
-    let bad = |property: &str, message: String| {
-        let mut error = ApiError::bad_body(message);
-        error.error.property_name = Some(property.to_owned());
-        error
-    };
+    let body = Value::Object(crate::params::json_object(&headers, &body, None)?);
+    let bad = |property: &str, message: String| ApiError::bad_property(property, message);
     let target = body
         .get("targetUid")
         .and_then(Value::as_str)

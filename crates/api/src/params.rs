@@ -107,6 +107,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Version {
     }
 }
 
+/// A JSON body that must be an object: sent as JSON, parsed, an object, and (when `known` is
+/// given) naming no other property. Each refusal is a 400 (415 for another media type) saying
+/// what is wrong, with the property named.
+pub fn json_object(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    known: Option<&[&str]>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    crate::vspc::require_json(headers)?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
+    let serde_json::Value::Object(object) = value else {
+        return Err(ApiError::bad_body(
+            "The request body must be a JSON object.",
+        ));
+    };
+    if let Some(known) = known
+        && let Some(unknown) = object.keys().find(|key| !known.contains(&key.as_str()))
+    {
+        return Err(ApiError::bad_property(
+            unknown,
+            format!(
+                "Unknown property '{unknown}'; this body takes {}.",
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(object)
+}
+
 /// Request and response bodies are bounded; a JSON Patch or a page is far smaller.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 

@@ -541,12 +541,6 @@ fn plan_and_session(path: PathParams) -> ApiResult<(Uuid, Uuid)> {
     Ok((parse("planUid", &plan)?, parse("sessionUid", &session)?))
 }
 
-fn bad_property(property: &str, message: impl Into<String>) -> ApiError {
-    let mut error = ApiError::bad_body(message);
-    error.error.property_name = Some(property.to_owned());
-    error
-}
-
 /// `POST .../sessions/{sessionUid}/notes` `{"text": "..."}`: 201 with the note.
 pub async fn add_note(
     State(state): State<AppState>,
@@ -557,20 +551,7 @@ pub async fn add_note(
     Body(body): Body,
 ) -> ApiResult<Response> {
     let (plan, session) = plan_and_session(path)?;
-    crate::vspc::require_json(&headers)?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
-    let Some(object) = body.as_object() else {
-        return Err(ApiError::bad_body(
-            "The body must be an object {\"text\": ...}.",
-        ));
-    };
-    if let Some(unknown) = object.keys().find(|key| key.as_str() != "text") {
-        return Err(bad_property(
-            unknown,
-            format!("Unknown property '{unknown}'; a note has only text."),
-        ));
-    }
+    let object = crate::params::json_object(&headers, &body, Some(&["text"]))?;
     let text = object
         .get("text")
         .and_then(Value::as_str)
@@ -578,7 +559,7 @@ pub async fn add_note(
         .unwrap_or_default();
     let length = text.chars().count();
     if length == 0 || length > MAX_NOTE_CHARS {
-        return Err(bad_property(
+        return Err(ApiError::bad_property(
             "text",
             format!("text must be 1 to {MAX_NOTE_CHARS} characters (it is {length})."),
         ));

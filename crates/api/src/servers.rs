@@ -96,24 +96,6 @@ fn not_found(uid: Uuid) -> ApiError {
     ApiError::not_found(format!("Backup server {uid} was not found."))
 }
 
-fn bad_property(property: &str, message: impl Into<String>) -> ApiError {
-    let mut error = ApiError::bad_body(message);
-    error.error.property_name = Some(property.to_owned());
-    error
-}
-
-fn json_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
-    crate::vspc::require_json(headers)?;
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
-    if !value.is_object() {
-        return Err(ApiError::bad_body(
-            "The request body must be a JSON object.",
-        ));
-    }
-    Ok(value)
-}
-
 fn expiry_of(body: &Value, now: Timestamp) -> ApiResult<Timestamp> {
     let seconds = match body.get("expiresInSeconds") {
         None | Some(Value::Null) => DEFAULT_ENROLLMENT_SECONDS,
@@ -121,7 +103,7 @@ fn expiry_of(body: &Value, now: Timestamp) -> ApiResult<Timestamp> {
             .as_i64()
             .filter(|s| (60..=MAX_ENROLLMENT_SECONDS).contains(s))
             .ok_or_else(|| {
-                bad_property(
+                ApiError::bad_property(
                     "expiresInSeconds",
                     format!(
                         "expiresInSeconds must be a whole number from 60 to {MAX_ENROLLMENT_SECONDS}."
@@ -143,21 +125,25 @@ pub async fn add(
 ) -> ApiResult<Response> {
     // An administrator's read-only token may list, not change.
     check_write(&admin)?;
-    let body = json_body(&headers, &body)?;
+    let body = serde_json::Value::Object(crate::params::json_object(&headers, &body, None)?);
     let name = body
         .get("name")
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|name| !name.is_empty() && name.chars().count() <= 255)
-        .ok_or_else(|| bad_property("name", "name must be text of 1 to 255 characters."))?;
+        .ok_or_else(|| {
+            ApiError::bad_property("name", "name must be text of 1 to 255 characters.")
+        })?;
     let organization = body
         .get("organizationUid")
         .and_then(Value::as_str)
         .and_then(|text| Uuid::parse_str(text).ok())
-        .ok_or_else(|| bad_property("organizationUid", "organizationUid must be a UUID."))?;
+        .ok_or_else(|| {
+            ApiError::bad_property("organizationUid", "organizationUid must be a UUID.")
+        })?;
     let known = state.store.list_organizations().await?;
     if !known.iter().any(|o| o.uid == organization) {
-        return Err(bad_property(
+        return Err(ApiError::bad_property(
             "organizationUid",
             format!("Organization {organization} does not exist."),
         ));
@@ -200,7 +186,7 @@ pub async fn reenroll(
     let body = if body.is_empty() {
         json!({})
     } else {
-        json_body(&headers, &body)?
+        serde_json::Value::Object(crate::params::json_object(&headers, &body, None)?)
     };
     let now = Timestamp::now();
     let expires = expiry_of(&body, now)?;

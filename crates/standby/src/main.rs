@@ -65,6 +65,14 @@ enum Command {
         #[command(flatten)]
         output: client::OutputArgs,
     },
+    /// Notification channels on the server you are logged in to: list, add, delete,
+    /// deliveries.
+    Webhooks {
+        #[command(subcommand)]
+        command: client::WebhooksCommand,
+        #[command(flatten)]
+        output: client::OutputArgs,
+    },
     /// Fleet files: import one into a data directory, or print the demo fleet as one.
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -194,6 +202,9 @@ fn main() -> ExitCode {
             Command::Plans { command, output } => return Ok(client::plans(command, output).await),
             Command::Drills { command, output } => {
                 return Ok(client::drills(command, output).await);
+            }
+            Command::Webhooks { command, output } => {
+                return Ok(client::webhooks(command, output).await);
             }
             Command::Actions { command, output } => {
                 return Ok(client::actions(command, output).await);

@@ -649,3 +649,82 @@ async fn drills_are_scheduled_run_and_reported_from_the_terminal() {
     let run = standby(dir, &["drills", "list", "-o", "json"], None).await;
     assert_eq!(run.json()["data"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn webhooks_are_added_listed_logged_and_deleted_from_the_terminal() {
+    let app = TestApp::with_fleet(
+        FLEET,
+        &[
+            "--sim-boot-ms",
+            "50-100",
+            "--notification-retry-seconds",
+            "1",
+        ],
+    )
+    .await;
+    let config = logged_in(&app).await;
+    let dir = config.path();
+    // Nothing listens on this port: the delivery is attempted, and the attempts logged.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let run = standby(
+        dir,
+        &["webhooks", "add", "--url", &url, "--event", "run.started"],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 2, "a webhook needs its secret: {}", run.stderr);
+    let run = standby(
+        dir,
+        &[
+            "webhooks",
+            "add",
+            "--url",
+            &url,
+            "--secret-stdin",
+            "--event",
+            "run.started",
+            "-o",
+            "json",
+        ],
+        Some("a secret of some length\n"),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = run.json()["data"]["instanceUid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = standby(
+        dir,
+        &["webhooks", "add", "--url", &url, "--secret-stdin"],
+        Some("short\n"),
+    )
+    .await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("secret"), "{}", run.stderr);
+    let run = standby(dir, &["webhooks", "list"], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&url) && run.stdout.contains("run.started"));
+
+    let run = standby(dir, &["plans", "start", "Globex ERP", "--test"], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let run = standby(dir, &["webhooks", "deliveries", &id], None).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        if run.stdout.contains("run.started") && run.stdout.contains("request failed") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", run.stdout);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let run = standby(dir, &["webhooks", "delete", &id], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = standby(dir, &["webhooks", "deliveries", &id], None).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+}

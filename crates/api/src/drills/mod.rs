@@ -47,12 +47,6 @@ pub const MAX_STOP_AFTER_FAILURES: u32 = 10_000;
 /// Runs `GET /extensions/drills/{drillUid}` shows.
 const RECENT_RUNS: u32 = 20;
 
-fn bad(property: &str, message: impl Into<String>) -> ApiError {
-    let mut error = ApiError::bad_body(message);
-    error.error.property_name = Some(property.to_owned());
-    error
-}
-
 fn not_found(drill: Uuid) -> ApiError {
     ApiError::not_found(format!("Drill {drill} was not found."))
 }
@@ -64,15 +58,14 @@ fn whole(
     default: Option<u32>,
 ) -> ApiResult<u32> {
     match object.get(property) {
-        None | Some(Value::Null) => {
-            default.ok_or_else(|| bad(property, format!("{property} is required.")))
-        }
+        None | Some(Value::Null) => default
+            .ok_or_else(|| ApiError::bad_property(property, format!("{property} is required."))),
         Some(value) => value
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| range.contains(n))
             .ok_or_else(|| {
-                bad(
+                ApiError::bad_property(
                     property,
                     format!(
                         "{property} must be a whole number from {} to {}.",
@@ -88,34 +81,32 @@ fn whole(
 async fn parse_drill(
     state: &AppState,
     principal: &Principal,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<DrillRecord> {
-    let body: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
-    let Some(object) = body.as_object() else {
-        return Err(ApiError::bad_body("The body must be a JSON object."));
-    };
-    const KNOWN: [&str; 9] = [
-        "name",
-        "planUids",
-        "filter",
-        "schedule",
-        "timeZone",
-        "ttlSeconds",
-        "maxParallelVms",
-        "stopAfterFailures",
-        "paused",
-    ];
-    if let Some(unknown) = object.keys().find(|key| !KNOWN.contains(&key.as_str())) {
-        return Err(bad(unknown, format!("Unknown property '{unknown}'.")));
-    }
+    let object = crate::params::json_object(
+        headers,
+        body,
+        Some(&[
+            "name",
+            "planUids",
+            "filter",
+            "schedule",
+            "timeZone",
+            "ttlSeconds",
+            "maxParallelVms",
+            "stopAfterFailures",
+            "paused",
+        ]),
+    )?;
+    let object = &object;
     let name = object
         .get("name")
         .and_then(Value::as_str)
         .map(str::trim)
         .unwrap_or_default();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(bad(
+        return Err(ApiError::bad_property(
             "name",
             format!("name must be 1 to {MAX_NAME_CHARS} characters."),
         ));
@@ -123,10 +114,13 @@ async fn parse_drill(
     let plans = match (object.get("planUids"), object.get("filter")) {
         (Some(listed), None) => {
             let Some(items) = listed.as_array() else {
-                return Err(bad("planUids", "planUids must be an array of plan UIDs."));
+                return Err(ApiError::bad_property(
+                    "planUids",
+                    "planUids must be an array of plan UIDs.",
+                ));
             };
             if items.is_empty() || items.len() > MAX_LISTED_PLANS {
-                return Err(bad(
+                return Err(ApiError::bad_property(
                     "planUids",
                     format!("planUids must name 1 to {MAX_LISTED_PLANS} plans."),
                 ));
@@ -136,9 +130,14 @@ async fn parse_drill(
                 let uid = item
                     .as_str()
                     .and_then(|text| Uuid::parse_str(text).ok())
-                    .ok_or_else(|| bad("planUids", format!("{item} is not a plan UID.")))?;
+                    .ok_or_else(|| {
+                        ApiError::bad_property("planUids", format!("{item} is not a plan UID."))
+                    })?;
                 if uids.contains(&uid) {
-                    return Err(bad("planUids", format!("Plan {uid} is listed twice.")));
+                    return Err(ApiError::bad_property(
+                        "planUids",
+                        format!("Plan {uid} is listed twice."),
+                    ));
                 }
                 if state.store.get_plan(principal.scope, uid).await?.is_none() {
                     return Err(ApiError::not_found(format!(
@@ -157,12 +156,12 @@ async fn parse_drill(
             };
             Filter::parse(&text, &PLAN_CATALOG, ClientVersion::NEWEST).map_err(|error| {
                 let error: ApiError = error.into();
-                bad("filter", error.error.message)
+                ApiError::bad_property("filter", error.error.message)
             })?;
             DrillPlans::Filter(text)
         }
         _ => {
-            return Err(bad(
+            return Err(ApiError::bad_property(
                 "planUids",
                 "Give either planUids (a list of plans) or filter (a plan filter), not both or neither.",
             ));
@@ -171,13 +170,20 @@ async fn parse_drill(
     let schedule = object
         .get("schedule")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad("schedule", "schedule (a cron pattern) is required."))?
+        .ok_or_else(|| {
+            ApiError::bad_property("schedule", "schedule (a cron pattern) is required.")
+        })?
         .trim()
         .to_owned();
     let time_zone = match object.get("timeZone") {
         None | Some(Value::Null) => "UTC".to_owned(),
         Some(Value::String(zone)) => zone.trim().to_owned(),
-        Some(_) => return Err(bad("timeZone", "timeZone must be an IANA zone name.")),
+        Some(_) => {
+            return Err(ApiError::bad_property(
+                "timeZone",
+                "timeZone must be an IANA zone name.",
+            ));
+        }
     };
     let parsed = Schedule::parse(&schedule, &time_zone).map_err(|message| {
         let property = if message.starts_with("timeZone") {
@@ -185,12 +191,17 @@ async fn parse_drill(
         } else {
             "schedule"
         };
-        bad(property, message)
+        ApiError::bad_property(property, message)
     })?;
     let paused = match object.get("paused") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(paused)) => *paused,
-        Some(_) => return Err(bad("paused", "paused must be true or false.")),
+        Some(_) => {
+            return Err(ApiError::bad_property(
+                "paused",
+                "paused must be true or false.",
+            ));
+        }
     };
     let now = Timestamp::now();
     Ok(DrillRecord {
@@ -319,8 +330,7 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    crate::vspc::require_json(&headers)?;
-    let drill = parse_drill(&state, &principal, &body).await?;
+    let drill = parse_drill(&state, &principal, &headers, &body).await?;
     state.store.create_drill(&drill).await?;
     tracing::info!(drill.uid = %drill.uid, drill.name = %drill.name, user.name = %principal.name, "drill created");
     Ok(json_response(201, &json!({ "data": drill_json(&drill) })))

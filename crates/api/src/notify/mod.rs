@@ -34,12 +34,6 @@ const MIN_SECRET_CHARS: usize = 16;
 const MAX_SECRET_CHARS: usize = 256;
 const MAX_TARGET_CHARS: usize = 2_048;
 
-fn bad(property: &str, message: impl Into<String>) -> ApiError {
-    let mut error = ApiError::bad_body(message);
-    error.error.property_name = Some(property.to_owned());
-    error
-}
-
 fn channel_json(channel: &ChannelRecord) -> Value {
     // The secret is never shown again.
     json!({
@@ -82,28 +76,18 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    crate::vspc::require_json(&headers)?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_body(format!("The request body is not valid JSON: {e}.")))?;
-    let Some(object) = body.as_object() else {
-        return Err(ApiError::bad_body("The body must be a JSON object."));
-    };
-    if let Some(unknown) = object
-        .keys()
-        .find(|key| !["url", "email", "secret", "events"].contains(&key.as_str()))
-    {
-        return Err(bad(unknown, format!("Unknown property '{unknown}'.")));
-    }
+    let object =
+        crate::params::json_object(&headers, &body, Some(&["url", "email", "secret", "events"]))?;
     let text = |name: &str| object.get(name).and_then(Value::as_str).map(str::trim);
     let (kind, target, secret) = match (text("url"), text("email")) {
         (Some(url), None) => {
             let parsed = reqwest::Url::parse(url)
-                .map_err(|_| bad("url", format!("'{url}' is not a URL.")))?;
+                .map_err(|_| ApiError::bad_property("url", format!("'{url}' is not a URL.")))?;
             if !matches!(parsed.scheme(), "http" | "https")
                 || parsed.host_str().is_none()
                 || url.len() > MAX_TARGET_CHARS
             {
-                return Err(bad(
+                return Err(ApiError::bad_property(
                     "url",
                     "url must be an absolute http or https URL of at most 2,048 characters.",
                 ));
@@ -111,7 +95,7 @@ pub async fn create(
             let secret = text("secret").unwrap_or_default();
             let length = secret.chars().count();
             if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&length) {
-                return Err(bad(
+                return Err(ApiError::bad_property(
                     "secret",
                     format!(
                         "secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters: every delivery is signed with it."
@@ -122,10 +106,16 @@ pub async fn create(
         }
         (None, Some(email)) => {
             if email.len() > 320 || email.parse::<lettre::Address>().is_err() {
-                return Err(bad("email", format!("'{email}' is not an email address.")));
+                return Err(ApiError::bad_property(
+                    "email",
+                    format!("'{email}' is not an email address."),
+                ));
             }
             if object.contains_key("secret") {
-                return Err(bad("secret", "An email channel has no secret."));
+                return Err(ApiError::bad_property(
+                    "secret",
+                    "An email channel has no secret.",
+                ));
             }
             if state.settings.smtp.is_none() {
                 return Err(ApiError::cannot_now(
@@ -135,7 +125,7 @@ pub async fn create(
             (ChannelKind::Email, email.to_owned(), String::new())
         }
         _ => {
-            return Err(bad(
+            return Err(ApiError::bad_property(
                 "url",
                 "Give a webhook's url (with a secret) or an email address, not both or neither.",
             ));
@@ -148,7 +138,7 @@ pub async fn create(
             for item in items {
                 let name = item.as_str().unwrap_or_default();
                 if !EVENTS.contains(&name) {
-                    return Err(bad(
+                    return Err(ApiError::bad_property(
                         "events",
                         format!(
                             "'{item}' is not an event; the events are {}.",
@@ -163,7 +153,7 @@ pub async fn create(
             names
         }
         Some(_) => {
-            return Err(bad(
+            return Err(ApiError::bad_property(
                 "events",
                 "events must be a non-empty list of event names, or omitted for every event.",
             ));

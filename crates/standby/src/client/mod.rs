@@ -13,6 +13,7 @@ mod events;
 mod plans;
 mod table;
 mod watch;
+mod webhooks;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -212,6 +213,33 @@ pub enum DrillsCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum WebhooksCommand {
+    /// Notification channels you can see.
+    List,
+    /// Add a webhook (--url, its secret piped in with --secret-stdin) or an email address.
+    Add {
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the webhook's signing secret (16 to 256 characters) from standard input.
+        #[arg(long)]
+        secret_stdin: bool,
+        /// An event to send (repeat for several); none: every event.
+        #[arg(long = "event")]
+        events: Vec<String>,
+    },
+    /// Delete a channel and its delivery log.
+    Delete { id: String },
+    /// A channel's delivery log, newest first.
+    Deliveries {
+        id: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ActionsCommand {
     /// Your async actions (starts, undos, patches), newest first.
     List {
@@ -300,6 +328,14 @@ pub async fn drills(command: DrillsCommand, output: OutputArgs) -> ExitCode {
     let result = async {
         let api = api::Api::connect(CredentialStore::from_environment()?)?;
         drills::run(&api, command, output.output).await
+    };
+    finish(result.await)
+}
+
+pub async fn webhooks(command: WebhooksCommand, output: OutputArgs) -> ExitCode {
+    let result = async {
+        let api = api::Api::connect(CredentialStore::from_environment()?)?;
+        webhooks::run(&api, command, output.output).await
     };
     finish(result.await)
 }
