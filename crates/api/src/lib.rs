@@ -301,6 +301,11 @@ fn other_protected_routes() -> Vec<Route> {
             post(drills::run_now),
         ),
         route(
+            "/extensions/drills/{drillUid}/report",
+            &["GET"],
+            get(drills::drill_report),
+        ),
+        route(
             "/extensions/drills/{drillUid}/runs/{runUid}",
             &["GET"],
             get(drills::run_report),

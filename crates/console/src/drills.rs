@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 use standby_api::AppState;
-use standby_api::drills::{drill_run_report, make_due_now, set_paused};
+use standby_api::drills::{delete_drill, drill_run_report, make_due_now, set_paused};
 use standby_store::AuditAction;
 use uuid::Uuid;
 
@@ -120,6 +120,10 @@ pub async fn act(
         "run" => (
             AuditAction::DrillRun,
             make_due_now(&state, principal, uid).await.map(|_| ()),
+        ),
+        "delete" => (
+            AuditAction::DrillDelete,
+            delete_drill(&state, principal, uid).await,
         ),
         _ => return Err(PageError::not_found("There is no such drill action.")),
     };

@@ -799,6 +799,18 @@ async fn drills_are_listed_paused_run_and_reported_in_the_console() {
         )
         .await;
     assert_eq!(unknown.status(), 404);
+    let deleted = admin
+        .post(
+            &format!("/drills/{drill}/delete"),
+            &[("csrf", admin.csrf.as_str())],
+        )
+        .await;
+    assert_eq!(deleted.status(), 303);
+    assert!(!admin.get_text("/drills").await.contains("Quarterly"));
+    let (status, _) = app
+        .get_json(&format!("/api/v3/extensions/drills/{drill}"), &[])
+        .await;
+    assert_eq!(status, 404);
 }
 
 fn playwright_python() -> Option<PathBuf> {

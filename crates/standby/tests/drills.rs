@@ -202,6 +202,20 @@ async fn a_drill_due_now_holds_its_budget_and_undoes_after_its_ttl_across_a_kill
         .unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.contains("\"undone\""));
+    // The drill over all its runs (one so far): each plan tested once and passed.
+    let (status, over) = app.get_json(&format!("{DRILLS}/{drill}/report"), &[]).await;
+    assert_eq!(status, 200, "{over}");
+    assert_eq!(over["data"]["runs"], 1);
+    assert_eq!(over["data"]["totals"]["tests"], 2);
+    assert_eq!(over["data"]["totals"]["passed"], 2);
+    for plan in over["data"]["plans"].as_array().unwrap() {
+        assert_eq!(plan["lastVerdict"], "Passed", "{plan}");
+        assert!(plan["medianRtoSeconds"].as_f64().unwrap() > 0.0);
+    }
+    let (status, body) = app
+        .get_json(&format!("{DRILLS}/{drill}/report"), &[("runs", "0")])
+        .await;
+    assert_error(status, &body, 400, 400, Some("runs"));
 }
 
 #[tokio::test]
@@ -330,6 +344,22 @@ async fn a_drill_never_starts_a_plan_that_is_not_ready_and_retries_a_failed_undo
         "{kinds:?}"
     );
     assert_eq!(app.plan(&alpha).await["status"], "Ready");
+    let (_, over) = app.get_json(&format!("{DRILLS}/{drill}/report"), &[]).await;
+    let bravo_row = over["data"]["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["planUid"] == bravo.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(bravo_row["skipped"], 1, "{over}");
+    assert_eq!(bravo_row["tests"], 0);
+    assert!(
+        bravo_row["lastSkipReason"]
+            .as_str()
+            .unwrap()
+            .contains("not Ready")
+    );
 }
 
 #[tokio::test]

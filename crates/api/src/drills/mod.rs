@@ -452,8 +452,19 @@ pub async fn run_now(
     ))
 }
 
-/// `DELETE /extensions/drills/{drillUid}`: no more runs; a run in progress still undoes every
-/// test it started.
+/// Deletes a drill the caller may see: no more runs; a run in progress still undoes every test
+/// it started.
+pub async fn delete_drill(state: &AppState, principal: &Principal, uid: Uuid) -> ApiResult<()> {
+    crate::access::check_write(principal)?;
+    visible_drill(state, principal, uid).await?;
+    if !state.store.delete_drill(uid).await? {
+        return Err(not_found(uid));
+    }
+    tracing::info!(drill.uid = %uid, user.name = %principal.name, "drill deleted");
+    Ok(())
+}
+
+/// `DELETE /extensions/drills/{drillUid}`.
 pub async fn delete(
     State(state): State<AppState>,
     _version: Version,
@@ -461,11 +472,7 @@ pub async fn delete(
     path: PathParam,
 ) -> ApiResult<Response> {
     let uid = path_uid("drillUid", path)?;
-    visible_drill(&state, &principal, uid).await?;
-    if !state.store.delete_drill(uid).await? {
-        return Err(not_found(uid));
-    }
-    tracing::info!(drill.uid = %uid, user.name = %principal.name, "drill deleted");
+    delete_drill(&state, &principal, uid).await?;
     Ok(empty())
 }
 
@@ -602,4 +609,207 @@ pub async fn drill_run_report(
         plans.push(shown);
     }
     Ok((drill, run, plans))
+}
+
+/// The runs a drill's report covers by default, and at most.
+const REPORT_RUNS_DEFAULT: u32 = 50;
+const REPORT_RUNS_MAX: u32 = 200;
+
+/// One plan over a drill's runs.
+#[derive(Debug, Default)]
+struct PlanOverRuns {
+    name: String,
+    tests: u32,
+    passed: u32,
+    with_warnings: u32,
+    target_missed: u32,
+    failed: u32,
+    skipped: u32,
+    undo_failed: u32,
+    rto: Vec<f64>,
+    last_verdict: Option<String>,
+    last_reason: String,
+}
+
+/// `GET /extensions/drills/{drillUid}/report[?runs=&format=csv]`: the drill over its newest runs
+/// (default 50, up to 200): per plan, how many tests passed, missed a target or failed, how
+/// often it was skipped and why last, its median and worst achieved RTO; and the totals.
+pub async fn drill_report(
+    State(state): State<AppState>,
+    _version: Version,
+    ReadAccess(principal): ReadAccess,
+    path: PathParam,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let uid = path_uid("drillUid", path)?;
+    let params = QueryParams::parse(raw.as_deref())?;
+    let csv = match params.get("format").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::bad_parameter(
+                "format",
+                format!("format must be json or csv, not '{other}'."),
+            ));
+        }
+    };
+    let limit = match params.get("runs") {
+        None => REPORT_RUNS_DEFAULT,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=REPORT_RUNS_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_parameter("runs", format!("runs must be 1 to {REPORT_RUNS_MAX}."))
+            })?,
+    };
+    let drill = visible_drill(&state, &principal, uid).await?;
+    let runs = state.store.drill_runs(uid, limit).await?;
+    // Oldest first, so that "last" is the newest run's.
+    let mut plans: Vec<(uuid::Uuid, PlanOverRuns)> = Vec::new();
+    for run in runs.iter().rev() {
+        for plan in &run.plans {
+            let index = match plans.iter().position(|(p, _)| *p == plan.plan_uid) {
+                Some(index) => index,
+                None => {
+                    plans.push((plan.plan_uid, PlanOverRuns::default()));
+                    plans.len() - 1
+                }
+            };
+            let row = &mut plans[index].1;
+            row.name = plan.plan_name.clone();
+            match plan.state {
+                DrillPlanState::Skipped => {
+                    row.skipped += 1;
+                    row.last_reason = plan.reason.clone();
+                }
+                DrillPlanState::UndoFailed => row.undo_failed += 1,
+                _ => {}
+            }
+            let Some(session) = plan.test_session_uid else {
+                continue;
+            };
+            let Some(test) = state.store.plan_session(plan.plan_uid, session).await? else {
+                continue;
+            };
+            if test.end_time.is_none() {
+                continue;
+            }
+            let figures = measure(&test);
+            row.tests += 1;
+            match figures.verdict {
+                standby_model::Verdict::Passed => row.passed += 1,
+                standby_model::Verdict::PassedWithWarnings => row.with_warnings += 1,
+                standby_model::Verdict::TargetMissed => row.target_missed += 1,
+                standby_model::Verdict::Failed => row.failed += 1,
+                standby_model::Verdict::Running => {}
+            }
+            if let Some(rto) = figures.rto_seconds {
+                row.rto.push(rto);
+            }
+            row.last_verdict = Some(figures.verdict.as_str().to_owned());
+        }
+    }
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(sorted[n / 2]),
+            n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+        }
+    };
+    if csv {
+        let mut text = csv_line(
+            &[
+                "drill",
+                "plan",
+                "tests",
+                "passed",
+                "passed with warnings",
+                "target missed",
+                "failed",
+                "skipped",
+                "undo failed",
+                "median rto seconds",
+                "worst rto seconds",
+                "last verdict",
+                "last skip reason",
+            ]
+            .map(str::to_owned),
+        );
+        for (_, row) in &plans {
+            let seconds = |v: Option<f64>| v.map(|s| format!("{s:.1}")).unwrap_or_default();
+            text.push_str(&csv_line(&[
+                drill.name.clone(),
+                row.name.clone(),
+                row.tests.to_string(),
+                row.passed.to_string(),
+                row.with_warnings.to_string(),
+                row.target_missed.to_string(),
+                row.failed.to_string(),
+                row.skipped.to_string(),
+                row.undo_failed.to_string(),
+                seconds(median(&row.rto)),
+                seconds(row.rto.iter().copied().reduce(f64::max)),
+                row.last_verdict.clone().unwrap_or_default(),
+                row.last_reason.clone(),
+            ]));
+        }
+        return Ok((
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8".to_owned(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"standby-drill-{uid}.csv\""),
+                ),
+            ],
+            text,
+        )
+            .into_response());
+    }
+    let rows: Vec<Value> = plans
+        .iter()
+        .map(|(plan, row)| {
+            json!({
+                "planUid": plan,
+                "planName": row.name,
+                "tests": row.tests,
+                "passed": row.passed,
+                "passedWithWarnings": row.with_warnings,
+                "targetMissed": row.target_missed,
+                "failed": row.failed,
+                "skipped": row.skipped,
+                "undoFailed": row.undo_failed,
+                "medianRtoSeconds": median(&row.rto),
+                "worstRtoSeconds": row.rto.iter().copied().reduce(f64::max),
+                "lastVerdict": row.last_verdict,
+                "lastSkipReason": row.last_reason,
+            })
+        })
+        .collect();
+    let sum = |pick: fn(&PlanOverRuns) -> u32| plans.iter().map(|(_, r)| pick(r)).sum::<u32>();
+    Ok(json_response(
+        200,
+        &json!({ "data": {
+            "drillUid": uid,
+            "drillName": drill.name,
+            "runs": runs.len(),
+            "firstDueAt": runs.last().map(|r| r.due_at),
+            "lastDueAt": runs.first().map(|r| r.due_at),
+            "plans": rows,
+            "totals": {
+                "tests": sum(|r| r.tests),
+                "passed": sum(|r| r.passed),
+                "passedWithWarnings": sum(|r| r.with_warnings),
+                "targetMissed": sum(|r| r.target_missed),
+                "failed": sum(|r| r.failed),
+                "skipped": sum(|r| r.skipped),
+                "undoFailed": sum(|r| r.undo_failed),
+            },
+        }}),
+    ))
 }
