@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 use standby_api::AppState;
-use standby_api::drills::{delete_drill, drill_run_report, make_due_now, set_paused};
+use standby_api::drills::{create_drill, delete_drill, drill_run_report, make_due_now, set_paused};
 use standby_store::AuditAction;
 use uuid::Uuid;
 
@@ -94,6 +94,60 @@ pub async fn list(
         drills: rows,
     };
     Ok(view::render(StatusCode::OK, &page))
+}
+
+/// `POST /drills/new`: a drill over the plans whose name contains the given text, validated by
+/// the API's own rules (the API's message comes back on a 400 page).
+pub async fn create(
+    State(state): State<AppState>,
+    operator: Operator,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = Fields::from_body(&body);
+    operator.check_csrf(&fields)?;
+    operator.check_write()?;
+    let field = |name: &str| fields.get(name).unwrap_or_default().trim().to_owned();
+    let number = |name: &str| -> Result<Value, PageError> {
+        let text = field(name);
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        text.parse::<u64>().map(Value::from).map_err(|_| {
+            PageError::bad_request(format!("{name} must be a whole number, not '{text}'."))
+        })
+    };
+    let plans = field("plans");
+    if plans.is_empty() {
+        return Err(PageError::bad_request(
+            "Name the plans: the drill tests every plan whose name contains this text.",
+        ));
+    }
+    let mut object = serde_json::Map::new();
+    object.insert("name".into(), Value::from(field("name")));
+    object.insert(
+        "filter".into(),
+        serde_json::json!([{ "property": "name", "operation": "contains", "collation": "ignorecase", "value": plans }]),
+    );
+    object.insert("schedule".into(), Value::from(field("schedule")));
+    object.insert("timeZone".into(), Value::from(field("timeZone")));
+    object.insert("ttlSeconds".into(), number("ttlSeconds")?);
+    object.insert("maxParallelVms".into(), number("maxParallelVms")?);
+    object.insert("stopAfterFailures".into(), number("stopAfterFailures")?);
+    let result = create_drill(&state, &operator.principal, &object).await;
+    let target = result
+        .as_ref()
+        .map_or_else(|_| field("name"), |drill| drill.uid.to_string());
+    crate::audit::record(
+        &state,
+        &operator,
+        AuditAction::DrillCreate,
+        target,
+        "create",
+        &result,
+    )
+    .await;
+    result?;
+    Ok(Redirect::to("/drills").into_response())
 }
 
 /// `POST /drills/{drill}/{pause|resume|run}`.

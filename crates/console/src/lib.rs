@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/plans/{plan}/runs/{session}/notes", post(plan::add_note))
         .route("/plans/{plan}/history.csv", get(plan::history_csv))
         .route("/drills", get(drills::list))
+        .route("/drills/new", post(drills::create))
         .route("/drills/{drill}/runs/{run}", get(drills::run))
         .route("/drills/{drill}/{verb}", post(drills::act))
         .route("/live", get(live::page))

@@ -717,23 +717,32 @@ async fn drills_are_listed_paused_run_and_reported_in_the_console() {
     let store = TestStore::fresh().await;
     let app = TestApp::start(&store, &["--demo", "--sim-boot-ms", "50-100"]).await;
     let uid = ready_plan(&app, "Contoso - Tier 2 - Web").await;
-    let (status, created) = send(
-        app.http
-            .post(app.url("/api/v3/extensions/drills"))
-            .bearer_auth(&app.token)
-            .json(&serde_json::json!({
-                "name": "Quarterly <Contoso>",
-                "planUids": [uid],
-                "schedule": "0 6 1 */3 *",
-                "timeZone": "Europe/London",
-                "ttlSeconds": 1,
-                "maxParallelVms": 50,
-            })),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let drill = created["data"]["instanceUid"].as_str().unwrap().to_owned();
     let admin = Browser::sign_in(&app, ADMIN, PASSWORD).await;
+    // Scheduled through the console's form, checked by the API's rules.
+    let form = |schedule: &'static str| {
+        [
+            ("name", "Quarterly <Contoso>"),
+            ("plans", "Contoso - Tier 2 - Web"),
+            ("schedule", schedule),
+            ("timeZone", "Europe/London"),
+            ("ttlSeconds", "1"),
+            ("maxParallelVms", "50"),
+            ("stopAfterFailures", "0"),
+        ]
+    };
+    let mut bad = form("every quarter").to_vec();
+    bad.push(("csrf", admin.csrf.as_str()));
+    let refused = admin.post("/drills/new", &bad).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("cron"));
+    let mut good = form("0 6 1 */3 *").to_vec();
+    good.push(("csrf", admin.csrf.as_str()));
+    let created = admin.post("/drills/new", &good).await;
+    assert_eq!(created.status(), 303);
+    let (_, drills) = app.get_json("/api/v3/extensions/drills", &[]).await;
+    let created = drills["data"][0].clone();
+    assert_eq!(created["name"], "Quarterly <Contoso>", "{drills}");
+    let drill = created["instanceUid"].as_str().unwrap().to_owned();
     let page = admin.get_text("/drills").await;
     assert!(page.contains("Quarterly &#60;Contoso&#62;"));
     assert!(page.contains("Europe/London"));

@@ -627,3 +627,69 @@ async fn on_two_nodes_each_drill_run_and_each_of_its_steps_happens_once() {
         assert_eq!(executions, 1, "{operation} ran {executions} times");
     }
 }
+
+/// Runs on PostgreSQL: the node that ran a drill's tests is SIGKILLed while one is up; the
+/// other node undoes it after its time to live and finishes the run, each step once.
+#[tokio::test]
+async fn when_a_node_is_lost_the_other_finishes_its_drill() {
+    let Some(admin_url) = postgres_under_test() else {
+        eprintln!("skipped: set STANDBY_TEST_POSTGRES_URL to run the node-loss drill test");
+        return;
+    };
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("fleet.toml");
+    std::fs::write(&file, two_plan_fleet()).unwrap();
+    let store = TestStore::postgres(&admin_url).await;
+    let common = ["--sim-boot-ms", "300-600", "--lease-seconds", "3"];
+    let mut first_args = vec!["--fleet", file.to_str().unwrap()];
+    first_args.extend_from_slice(&common);
+    let mut first = TestApp::start(&store, &first_args).await;
+    let second = TestApp::start(&store, &common).await;
+    let (alpha, bravo) = (uid_of(&first, "Alpha").await, uid_of(&first, "Bravo").await);
+    let (status, drill) = create(
+        &first,
+        &json!({
+            "name": "Survives a node",
+            "planUids": [alpha, bravo],
+            "schedule": "0 3 1 1 *",
+            "ttlSeconds": 3,
+            "maxParallelVms": 2,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{drill}");
+    let drill = drill["data"]["instanceUid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        send(first.post(&format!("{DRILLS}/{drill}/runs"))).await.0,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let statuses = [
+            first.plan(&alpha).await["status"].clone(),
+            first.plan(&bravo).await["status"].clone(),
+        ];
+        if statuses.iter().any(|s| s == "Success") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no test came up: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.kill();
+    let report = finished_run(&second, &drill, Duration::from_secs(120)).await;
+    for plan in report["plans"].as_array().unwrap() {
+        assert_eq!(plan["state"], "undone", "{report}");
+    }
+    for plan in [&alpha, &bravo] {
+        let kinds: Vec<String> = sessions_of(&second, plan)
+            .await
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kinds, ["test", "undo"], "{plan}");
+        assert_eq!(second.plan(plan).await["status"], "Ready");
+    }
+    for (operation, executions) in second.sim_executions().await {
+        assert_eq!(executions, 1, "{operation} ran {executions} times");
+    }
+}

@@ -78,28 +78,38 @@ fn whole(
 }
 
 /// The drill a POST describes, checked; plans named must be visible to the caller.
+/// The properties a drill is created with.
+pub const DRILL_PROPERTIES: [&str; 9] = [
+    "name",
+    "planUids",
+    "filter",
+    "schedule",
+    "timeZone",
+    "ttlSeconds",
+    "maxParallelVms",
+    "stopAfterFailures",
+    "paused",
+];
+
+/// Creates the drill a body describes, as the caller (its scope is the drill's): the API's
+/// route and the console's form.
+pub async fn create_drill(
+    state: &AppState,
+    principal: &Principal,
+    object: &Map<String, Value>,
+) -> ApiResult<DrillRecord> {
+    crate::access::check_write(principal)?;
+    let drill = parse_drill(state, principal, object).await?;
+    state.store.create_drill(&drill).await?;
+    tracing::info!(drill.uid = %drill.uid, drill.name = %drill.name, user.name = %principal.name, "drill created");
+    Ok(drill)
+}
+
 async fn parse_drill(
     state: &AppState,
     principal: &Principal,
-    headers: &HeaderMap,
-    body: &[u8],
+    object: &Map<String, Value>,
 ) -> ApiResult<DrillRecord> {
-    let object = crate::params::json_object(
-        headers,
-        body,
-        Some(&[
-            "name",
-            "planUids",
-            "filter",
-            "schedule",
-            "timeZone",
-            "ttlSeconds",
-            "maxParallelVms",
-            "stopAfterFailures",
-            "paused",
-        ]),
-    )?;
-    let object = &object;
     let name = object
         .get("name")
         .and_then(Value::as_str)
@@ -330,9 +340,8 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    let drill = parse_drill(&state, &principal, &headers, &body).await?;
-    state.store.create_drill(&drill).await?;
-    tracing::info!(drill.uid = %drill.uid, drill.name = %drill.name, user.name = %principal.name, "drill created");
+    let object = crate::params::json_object(&headers, &body, Some(&DRILL_PROPERTIES))?;
+    let drill = create_drill(&state, &principal, &object).await?;
     Ok(json_response(201, &json!({ "data": drill_json(&drill) })))
 }
 
