@@ -130,9 +130,13 @@ pub async fn create(
     );
     object.insert("schedule".into(), Value::from(field("schedule")));
     object.insert("timeZone".into(), Value::from(field("timeZone")));
-    object.insert("ttlSeconds".into(), number("ttlSeconds")?);
-    object.insert("maxParallelVms".into(), number("maxParallelVms")?);
-    object.insert("stopAfterFailures".into(), number("stopAfterFailures")?);
+    // An empty number is left out: the API's default (or its "required") applies.
+    for name in ["ttlSeconds", "maxParallelVms", "stopAfterFailures"] {
+        let value = number(name)?;
+        if !value.is_null() {
+            object.insert(name.into(), value);
+        }
+    }
     let result = create_drill(&state, &operator.principal, &object).await;
     let target = result
         .as_ref()

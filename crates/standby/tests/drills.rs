@@ -417,6 +417,8 @@ async fn drills_refuse_bad_input_and_are_scoped_to_their_company() {
         (with("planUids", json!(["not-a-uid"])), "planUids"),
         (with("planUids", json!([plan, plan])), "planUids"),
         (with("colour", json!("red")), "colour"),
+        (with("timeZone", json!(null)), "timeZone"),
+        (with("stopAfterFailures", json!(null)), "stopAfterFailures"),
         (filtered(json!("not json")), "filter"),
         (
             filtered(json!([{"property": "colour", "operation": "equals", "value": 1}])),

@@ -335,6 +335,21 @@ async fn a_companys_webhook_hears_only_of_its_own_plans_and_bad_input_is_refused
             "colour",
         ),
         (json!({"email": "not an address"}), "email"),
+        // Found by schemathesis: a non-text email was taken for "no email".
+        (
+            json!({"url": receiver.url, "secret": SECRET, "email": {}}),
+            "email",
+        ),
+        (json!({"url": 5, "secret": SECRET}), "url"),
+        (
+            json!({"url": receiver.url, "secret": SECRET, "email": null}),
+            "email",
+        ),
+        (
+            json!({"url": receiver.url, "secret": SECRET, "events": null}),
+            "events",
+        ),
+        (json!({"url": receiver.url, "secret": ["x"]}), "secret"),
     ] {
         let (status, error) = add_webhook(&app, &contoso, &body).await;
         assert_eq!(status, 400, "{body} -> {error}");

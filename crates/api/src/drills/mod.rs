@@ -58,7 +58,7 @@ fn whole(
     default: Option<u32>,
 ) -> ApiResult<u32> {
     match object.get(property) {
-        None | Some(Value::Null) => default
+        None => default
             .ok_or_else(|| ApiError::bad_property(property, format!("{property} is required."))),
         Some(value) => value
             .as_u64()
@@ -186,7 +186,7 @@ async fn parse_drill(
         .trim()
         .to_owned();
     let time_zone = match object.get("timeZone") {
-        None | Some(Value::Null) => "UTC".to_owned(),
+        None => "UTC".to_owned(),
         Some(Value::String(zone)) => zone.trim().to_owned(),
         Some(_) => {
             return Err(ApiError::bad_property(
@@ -204,7 +204,7 @@ async fn parse_drill(
         ApiError::bad_property(property, message)
     })?;
     let paused = match object.get("paused") {
-        None | Some(Value::Null) => false,
+        None => false,
         Some(Value::Bool(paused)) => *paused,
         Some(_) => {
             return Err(ApiError::bad_property(

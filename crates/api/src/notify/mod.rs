@@ -78,8 +78,20 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let object =
         crate::params::json_object(&headers, &body, Some(&["url", "email", "secret", "events"]))?;
-    let text = |name: &str| object.get(name).and_then(Value::as_str).map(str::trim);
-    let (kind, target, secret) = match (text("url"), text("email")) {
+    // A property that is given must be text: `{"email": {}}` or `null` is not "no email".
+    let text = |name: &str| -> ApiResult<Option<&str>> {
+        match object.get(name) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.trim())),
+            Some(_) => Err(ApiError::bad_property(
+                name,
+                format!("{name} must be text."),
+            )),
+        }
+    };
+    let (url, email) = (text("url")?, text("email")?);
+    let secret = text("secret")?;
+    let (kind, target, secret) = match (url, email) {
         (Some(url), None) => {
             let parsed = reqwest::Url::parse(url)
                 .map_err(|_| ApiError::bad_property("url", format!("'{url}' is not a URL.")))?;
@@ -92,7 +104,7 @@ pub async fn create(
                     "url must be an absolute http or https URL of at most 2,048 characters.",
                 ));
             }
-            let secret = text("secret").unwrap_or_default();
+            let secret = secret.unwrap_or_default();
             let length = secret.chars().count();
             if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&length) {
                 return Err(ApiError::bad_property(
@@ -111,7 +123,7 @@ pub async fn create(
                     format!("'{email}' is not an email address."),
                 ));
             }
-            if object.contains_key("secret") {
+            if secret.is_some() {
                 return Err(ApiError::bad_property(
                     "secret",
                     "An email channel has no secret.",
@@ -132,7 +144,7 @@ pub async fn create(
         }
     };
     let events = match object.get("events") {
-        None | Some(Value::Null) => Vec::new(),
+        None => Vec::new(),
         Some(Value::Array(items)) if !items.is_empty() => {
             let mut names = Vec::with_capacity(items.len());
             for item in items {
