@@ -87,8 +87,11 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let hash = token_hash(token);
     let now = Timestamp::now();
-    // Noted before the lookup: a revocation committed after it advances the generation.
-    let generation = state.store.data_generation();
+    // Noted before the lookup: a revocation committed after it advances the stamp.
+    let generation = state
+        .store
+        .freshness()
+        .stamp(standby_store::freshness::Topics::CREDENTIALS);
     if let Some(known) = state.credentials.get(generation, &hash)
         && known.expires_at.is_none_or(|expiry| now < expiry)
     {

@@ -1,7 +1,7 @@
 //! Server-sent events that follow the store's change signal: the API's session events (for the
 //! CLI's `--wait` and `watch`) and the console's live panels share this loop.
 //!
-//! A stream waits on [`standby_store::Store::watch_changes`] (no polling of the database), lets
+//! A stream waits on the store's changes to what runs show (no polling of the database), lets
 //! close changes settle for [`COALESCE`], takes a snapshot (a list of keyed payloads) at most
 //! once per [`MIN_INTERVAL`], and sends only the payloads whose text changed since it last sent
 //! them, each as one event numbered by the stream (not by the installation's write counter, which
@@ -19,6 +19,8 @@ use std::time::Duration;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 
+use standby_store::freshness::{Changes, Topics};
+
 use crate::AppState;
 use crate::access::check_read;
 use crate::identity::{Principal, authenticate_token};
@@ -26,8 +28,8 @@ use crate::identity::{Principal, authenticate_token};
 /// Changes closer together than this are sent as one update.
 pub const COALESCE: Duration = Duration::from_millis(150);
 
-/// At most one snapshot per this long, however busy the store is (every write anywhere wakes
-/// every stream until per-table change signals exist).
+/// At most one snapshot per this long, however busy the runs are (a stream wakes only for writes
+/// of what runs show: plans, VMs, sessions and their log lines).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// An idle stream checks its credential this often.
@@ -48,7 +50,7 @@ struct Follow<F> {
     credential: String,
     event: &'static str,
     snapshot: F,
-    changes: tokio::sync::watch::Receiver<u64>,
+    changes: Changes,
     sent: HashMap<String, String>,
     queued: VecDeque<Event>,
     /// Snapshots taken so far: the events' ids.
@@ -70,7 +72,7 @@ impl<F: Fn(Principal) -> Snapshot> Follow<F> {
             }
         }
         self.last = Some(tokio::time::Instant::now());
-        self.changes.borrow_and_update();
+        self.changes.mark_seen();
         let principal = authenticate_token(&self.state, &self.credential)
             .await
             .ok()?;
@@ -110,7 +112,7 @@ where
     F: Fn(Principal) -> Snapshot + Send + 'static,
 {
     let follow = Follow {
-        changes: state.store.watch_changes(),
+        changes: state.store.freshness().changes(Topics::RUNS),
         state,
         credential,
         event,

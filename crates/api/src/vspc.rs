@@ -1,5 +1,7 @@
 //! The nine "Backup Server Failover Plans" operations of VSPC REST API v3.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, RawQuery, State};
@@ -8,8 +10,11 @@ use axum::response::Response;
 use standby_model::{FailoverPlan, SessionKind, Timestamp};
 use standby_query::{Catalog, Filter, Selection, SortOrder};
 use standby_store::catalog::{OBJECT_CATALOG, PLAN_CATALOG};
+use standby_store::freshness::Topics;
 use standby_store::{ListQuery, NewAsyncAction, NewSession, Page};
 use uuid::Uuid;
+
+use crate::cache::CachedBody;
 
 use crate::AppState;
 use crate::access::{ReadAccess, WriteAccess};
@@ -73,34 +78,73 @@ impl ListRequest {
 
 /// The key of a read in the response cache: everything its answer depends on besides the data.
 fn read_key(
-    operation: &str,
+    operation: &'static str,
     principal: &Principal,
     version: Version,
     target: Option<Uuid>,
     raw: Option<&str>,
-) -> String {
-    format!(
+) -> (&'static str, String) {
+    let key = format!(
         "{operation} {:?} {} {target:?} {}",
         principal.scope,
         version.0,
         raw.unwrap_or("")
-    )
+    );
+    (operation, key)
 }
 
-/// Serves a read from the response cache while the data generation has not moved since it was
-/// computed; otherwise computes it (errors are never kept), keeps it and serves it.
+/// A read's serialized answer, and the sessions whose log lines it shows (a plan shows its last
+/// run's).
+struct Answer {
+    body: Bytes,
+    logged: Option<Vec<Uuid>>,
+}
+
+impl From<Bytes> for Answer {
+    fn from(body: Bytes) -> Self {
+        Answer { body, logged: None }
+    }
+}
+
+/// The last runs whose log lines these plans show.
+fn logged_sessions(plans: &[FailoverPlan]) -> Vec<Uuid> {
+    plans
+        .iter()
+        .filter_map(|plan| plan.last_session.as_ref())
+        .map(|session| session.instance_uid)
+        .collect()
+}
+
+/// Serves a read from the response cache while nothing in `topics` (nor the log of a session
+/// it shows) changed since it was computed; otherwise computes it once for every request asking
+/// at that moment (errors are never kept), keeps it and serves it.
 async fn cached_read(
     state: &AppState,
-    key: String,
-    read: impl Future<Output = ApiResult<Bytes>>,
+    (operation, key): (&'static str, String),
+    topics: Topics,
+    read: impl Future<Output = ApiResult<Answer>>,
 ) -> ApiResult<Response> {
-    let generation = state.store.data_generation();
-    if let Some(body) = state.responses.get(generation, &key) {
+    let freshness = state.store.freshness();
+    // Both noted before reading: a write committed after this moves one of them.
+    let stamp = freshness.stamp(topics);
+    let mark = freshness.log_mark();
+    if let Some(body) = state.responses.get(freshness, stamp, &key) {
+        metrics::counter!("standby_response_cache_total", "read" => operation, "outcome" => "hit")
+            .increment(1);
         return Ok(envelope::json_bytes(200, body));
     }
-    let body = read.await?;
-    let weight = body.len();
-    state.responses.keep(generation, key, body.clone(), weight);
+    metrics::counter!("standby_response_cache_total", "read" => operation, "outcome" => "miss")
+        .increment(1);
+    let body = state
+        .responses
+        .compute(stamp, key, async {
+            let answer = read.await?;
+            Ok::<_, ApiError>(CachedBody {
+                body: answer.body,
+                logs: answer.logged.map(|sessions| (mark, Arc::from(sessions))),
+            })
+        })
+        .await?;
     Ok(envelope::json_bytes(200, body))
 }
 
@@ -110,10 +154,15 @@ async fn plans_page(
     version: Version,
     raw: Option<String>,
     server: Option<Uuid>,
-) -> ApiResult<Bytes> {
+) -> ApiResult<Answer> {
     let mut request = ListRequest::parse(state, principal, version, raw, &PLAN_CATALOG)?;
     request.query.server = server;
-    request.respond(state.store.list_plans(&request.query).await?)
+    let page = state.store.list_plans(&request.query).await?;
+    let logged = logged_sessions(&page.items);
+    Ok(Answer {
+        body: request.respond(page)?,
+        logged: Some(logged),
+    })
 }
 
 async fn objects_page(
@@ -123,11 +172,13 @@ async fn objects_page(
     raw: Option<String>,
     server: Option<Uuid>,
     plan: Option<Uuid>,
-) -> ApiResult<Bytes> {
+) -> ApiResult<Answer> {
     let mut request = ListRequest::parse(state, principal, version, raw, &OBJECT_CATALOG)?;
     request.query.server = server;
     request.query.plan = plan;
-    request.respond(state.store.list_objects(&request.query).await?)
+    Ok(request
+        .respond(state.store.list_objects(&request.query).await?)?
+        .into())
 }
 
 async fn visible_server(state: &AppState, principal: &Principal, server: Uuid) -> ApiResult<()> {
@@ -162,6 +213,7 @@ pub async fn list_plans(
     cached_read(
         &state,
         key,
+        Topics::PLAN_READ,
         plans_page(&state, &principal, version, raw, None),
     )
     .await
@@ -183,7 +235,7 @@ pub async fn list_server_plans(
         Some(server),
         raw.as_deref(),
     );
-    cached_read(&state, key, async {
+    cached_read(&state, key, Topics::PLAN_READ, async {
         visible_server(&state, &principal, server).await?;
         plans_page(&state, &principal, version, raw, Some(server)).await
     })
@@ -200,11 +252,14 @@ pub async fn get_plan(
 ) -> ApiResult<Response> {
     let uid = path_uid("planUid", path)?;
     let key = read_key("plan", &principal, version, Some(uid), raw.as_deref());
-    cached_read(&state, key, async {
+    cached_read(&state, key, Topics::PLAN_READ, async {
         let params = QueryParams::parse(raw.as_deref())?;
         let selection = Selection::parse(params.get("select"), &PLAN_CATALOG, version.0)?;
         let plan = visible_plan(&state, &principal, uid).await?;
-        envelope::single_body(&plan, version.0, &selection)
+        Ok(Answer {
+            body: envelope::single_body(&plan, version.0, &selection)?,
+            logged: Some(logged_sessions(std::slice::from_ref(&plan))),
+        })
     })
     .await
 }
@@ -456,6 +511,7 @@ pub async fn list_objects(
     cached_read(
         &state,
         key,
+        Topics::OBJECT_READ,
         objects_page(&state, &principal, version, raw, None, None),
     )
     .await
@@ -477,7 +533,7 @@ pub async fn list_server_objects(
         Some(server),
         raw.as_deref(),
     );
-    cached_read(&state, key, async {
+    cached_read(&state, key, Topics::OBJECT_READ, async {
         visible_server(&state, &principal, server).await?;
         objects_page(&state, &principal, version, raw, Some(server), None).await
     })
@@ -500,7 +556,7 @@ pub async fn list_plan_objects(
         Some(uid),
         raw.as_deref(),
     );
-    cached_read(&state, key, async {
+    cached_read(&state, key, Topics::OBJECT_READ, async {
         visible_plan(&state, &principal, uid).await?;
         objects_page(&state, &principal, version, raw, None, Some(uid)).await
     })

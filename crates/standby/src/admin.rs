@@ -403,6 +403,10 @@ pub async fn generate(args: &GenerateArgs, location: &Location) -> anyhow::Resul
             first = last;
         }
         bar.finish_and_clear();
+        store
+            .refresh_statistics()
+            .await
+            .context("analyzing the generated fleet")?;
         println!(
             "Generated {} servers, {} plans, {} VMs and {} restore points into {} in {:.1} s.",
             shape.servers,

@@ -103,6 +103,23 @@ pub struct ServeArgs {
     /// How long a failed or cancelled async action stays readable, in seconds [default: 3600].
     #[arg(long, env = "STANDBY_ACTION_FAILURE_RETENTION_SECONDS")]
     action_failure_retention_seconds: Option<u64>,
+    /// How long a finished job is kept, in seconds, 1 to 3650 days [default: 86400].
+    #[arg(long, env = "STANDBY_DONE_JOB_RETENTION_SECONDS")]
+    done_job_retention_seconds: Option<u64>,
+    /// How long a finished operation stays in the sim connector's ledger, and an answered
+    /// command in an agent's queue, in seconds, 1 to 3650 days [default: 604800].
+    #[arg(long, env = "STANDBY_LEDGER_RETENTION_SECONDS")]
+    ledger_retention_seconds: Option<u64>,
+    /// How long an audit row is kept, in seconds, 1 to 3650 days [default: 34560000, 400 days].
+    #[arg(long, env = "STANDBY_AUDIT_RETENTION_SECONDS")]
+    audit_retention_seconds: Option<u64>,
+    /// How long a sent notification and its delivery log are kept, in seconds, 1 to 3650 days
+    /// [default: 2592000, 30 days].
+    #[arg(long, env = "STANDBY_NOTIFICATION_RETENTION_SECONDS")]
+    notification_retention_seconds: Option<u64>,
+    /// How often the background purge runs, in seconds, 1 to 3600 [default: 60].
+    #[arg(long, env = "STANDBY_PURGE_INTERVAL_SECONDS")]
+    purge_interval_seconds: Option<u64>,
     /// Requests per minute one user may make; an address may make twice as many [default: 1200].
     #[arg(long, env = "STANDBY_THROTTLE_REQUESTS_PER_MINUTE")]
     throttle_requests_per_minute: Option<u32>,
@@ -158,6 +175,11 @@ struct FileSettings {
     smtp_from: Option<String>,
     action_success_retention_seconds: Option<u64>,
     action_failure_retention_seconds: Option<u64>,
+    done_job_retention_seconds: Option<u64>,
+    ledger_retention_seconds: Option<u64>,
+    audit_retention_seconds: Option<u64>,
+    notification_retention_seconds: Option<u64>,
+    purge_interval_seconds: Option<u64>,
     throttle_requests_per_minute: Option<u32>,
     throttle_concurrent: Option<usize>,
     login_failures_per_5_minutes: Option<u32>,
@@ -184,6 +206,18 @@ pub struct Settings {
     pub sim: standby_engine::sim::SimSettings,
     /// From `STANDBY_ADMIN_USER` / `STANDBY_ADMIN_PASSWORD` (environment only: no secrets in files).
     pub admin: Option<(String, String)>,
+    /// What the background purge keeps, and how often it runs.
+    pub retention: standby_store::retention::Retention,
+    pub purge_interval: Duration,
+}
+
+/// A retention in seconds, 1 s to 3650 days, or `default`.
+fn retention(name: &str, seconds: Option<u64>, default: Duration) -> anyhow::Result<Duration> {
+    match seconds {
+        None => Ok(default),
+        Some(seconds) if (1..=3650 * 86_400).contains(&seconds) => Ok(Duration::from_secs(seconds)),
+        Some(seconds) => bail!("{name} must be 1 to 315360000 (3650 days), not {seconds}"),
+    }
 }
 
 impl Settings {
@@ -332,7 +366,41 @@ impl Settings {
                 Some(standby_api::SmtpSettings { url, from })
             }
         };
+        let kept = standby_store::retention::Retention::default();
+        let retention = standby_store::retention::Retention {
+            done_jobs: retention(
+                "done_job_retention_seconds",
+                args.done_job_retention_seconds
+                    .or(file.done_job_retention_seconds),
+                kept.done_jobs,
+            )?,
+            ledger: retention(
+                "ledger_retention_seconds",
+                args.ledger_retention_seconds
+                    .or(file.ledger_retention_seconds),
+                kept.ledger,
+            )?,
+            audit: retention(
+                "audit_retention_seconds",
+                args.audit_retention_seconds
+                    .or(file.audit_retention_seconds),
+                kept.audit,
+            )?,
+            notifications: retention(
+                "notification_retention_seconds",
+                args.notification_retention_seconds
+                    .or(file.notification_retention_seconds),
+                kept.notifications,
+            )?,
+        };
+        let purge_interval = match args.purge_interval_seconds.or(file.purge_interval_seconds) {
+            None => Duration::from_secs(60),
+            Some(seconds) if (1..=3600).contains(&seconds) => Duration::from_secs(seconds),
+            Some(seconds) => bail!("purge_interval_seconds must be 1 to 3600, not {seconds}"),
+        };
         Ok(Settings {
+            retention,
+            purge_interval,
             tls,
             header_read_timeout: Duration::from_secs(
                 args.header_read_timeout_seconds

@@ -258,6 +258,10 @@ async fn import(file: &std::path::Path, location: &Location) -> anyhow::Result<(
             .import_fleet(&fleet)
             .await
             .context("importing the fleet")?;
+        store
+            .refresh_statistics()
+            .await
+            .context("analyzing the imported fleet")?;
         println!(
             "Imported {}: {} organizations, {} servers, {} plans, {} VMs; {} new restore points.",
             file.display(),

@@ -44,6 +44,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .import_fleet(&fleet)
             .await
             .context("importing the fleet file")?;
+        store
+            .refresh_statistics()
+            .await
+            .context("analyzing the imported fleet")?;
         tracing::info!(file = %path.display(), plans = summary.plans, "fleet file imported");
     }
     if settings.demo {
@@ -119,16 +123,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         standby_api::AppState::new(store.clone(), settings.api.clone(), Some(engine.clone()))
             .await
             .map_err(|e| anyhow::anyhow!("preparing the API: {}", e.error.message))?;
-    let purge_store = store.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            if let Err(error) = purge_store.purge_expired(Timestamp::now()).await {
-                tracing::warn!(%error, "purging expired records failed");
-            }
-        }
-    });
+    tokio::spawn(purge(
+        store.clone(),
+        settings.retention,
+        settings.purge_interval,
+    ));
 
     // Scheduled drills: every node runs the runner; each occurrence and each move is claimed once.
     tokio::spawn(standby_api::drills::runner::run(state.clone()));
@@ -218,5 +217,48 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {},
         () = terminate => {},
+    }
+}
+
+/// The background purge (see `standby_store::retention`): every `interval` on every node, again
+/// at once while a table had more than a batch past its retention; then the watched tables'
+/// sizes go to the `standby_store_rows` gauge, so that a table that keeps growing is seen.
+async fn purge(
+    store: std::sync::Arc<dyn standby_store::Store>,
+    retention: standby_store::retention::Retention,
+    interval: Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            match store.purge_expired(Timestamp::now(), &retention).await {
+                Ok(purged) => {
+                    for (table, rows) in &purged.by_table {
+                        metrics::counter!("standby_store_purged_rows_total", "table" => *table)
+                            .increment(*rows);
+                    }
+                    if purged.total() > 0 {
+                        tracing::debug!(rows = purged.total(), "purged records past retention");
+                    }
+                    if !purged.more_left() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "purging records past retention failed");
+                    break;
+                }
+            }
+        }
+        match store.table_rows().await {
+            Ok(tables) => {
+                for (table, rows) in tables {
+                    metrics::gauge!("standby_store_rows", "table" => table).set(rows as f64);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "counting the store's rows failed"),
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod location;
 mod migrations;
 pub mod notifications;
 pub mod postgres;
+pub mod retention;
 mod rows;
 pub mod sessions;
 pub mod sim_ledger;
@@ -623,20 +624,32 @@ pub trait Store:
     /// held by a process that died, and can be resumed at once instead of after their lease.
     fn single_node(&self) -> bool;
 
-    /// The data generation (see [`freshness`]): unchanged means nothing a read shows changed.
-    fn data_generation(&self) -> u64;
-
-    /// Follows the data generation: the receiver sees a new value after every write this
-    /// process commits and every change the watcher notices from other processes. Live views
-    /// (the console's server-sent events) wait on it instead of polling the database.
-    fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// What changed, by topic (see [`freshness`]): reads note a stamp before they read and keep
+    /// their result while it holds; live views wait on [`freshness::Freshness::changes`] instead
+    /// of polling the database. It sees every write this process commits at once, and other
+    /// processes' writes as the store's change source reports them.
+    fn freshness(&self) -> &std::sync::Arc<freshness::Freshness>;
 
     /// Closes every connection, so that SQLite folds its write-ahead log back into the
     /// database file and removes it. The store answers nothing afterwards.
     async fn close(&self);
 
-    /// Deletes expired idempotency records, tokens and async actions; returns how many rows went.
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Deletes what is past its expiry or its retention (see [`retention`]): expired
+    /// idempotency records, tokens, async actions and login attempts, finished jobs, finished
+    /// ledger operations and answered agent commands, audit rows and delivered notifications.
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        retention: &retention::Retention,
+    ) -> Result<retention::Purged, StoreError>;
+
+    /// Refreshes the query planner's statistics after a bulk import (PostgreSQL's `ANALYZE`:
+    /// without it the planner guesses at table sizes until autovacuum catches up). SQLite's
+    /// queries were tuned on its planner without statistics and are left so.
+    async fn refresh_statistics(&self) -> Result<(), StoreError>;
+
+    /// Rows in each of [`retention::WATCHED_TABLES`].
+    async fn table_rows(&self) -> Result<Vec<(&'static str, u64)>, StoreError>;
 
     /// The `sim` connector's ledger, replicas and faults, kept in this database but apart from
     /// the plan store (see [`SimLedger`]).

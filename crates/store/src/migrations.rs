@@ -74,6 +74,11 @@ const SQLITE: &[Embedded] = &[
         "notifications",
         include_str!("../migrations/sqlite/0012_notifications.sql"),
     ),
+    (
+        13,
+        "retention",
+        include_str!("../migrations/sqlite/0013_retention.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -121,6 +126,16 @@ const POSTGRES: &[Embedded] = &[
         9,
         "notifications",
         include_str!("../migrations/postgres/0009_notifications.sql"),
+    ),
+    (
+        10,
+        "change notifications",
+        include_str!("../migrations/postgres/0010_change_notifications.sql"),
+    ),
+    (
+        11,
+        "retention",
+        include_str!("../migrations/postgres/0011_retention.sql"),
     ),
 ];
 

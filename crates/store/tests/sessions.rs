@@ -182,7 +182,14 @@ async fn a_session_is_accepted_once_claimed_finished_and_its_action_expires() {
             .is_none(),
         "expired actions are not shown"
     );
-    assert!(store.purge_expired(later).await.unwrap() >= 1);
+    assert!(
+        store
+            .purge_expired(later, &Default::default())
+            .await
+            .unwrap()
+            .total()
+            >= 1
+    );
     assert!(
         store
             .get_action(first.action.uid, now)

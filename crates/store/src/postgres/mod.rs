@@ -34,11 +34,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use standby_query::sql::{Dialect, PostgresDialect};
 
 use crate::StoreError;
-use crate::freshness::{ChangeMarker, Freshness};
+use crate::freshness::{ChangeSource, Freshness, Observed, WATCH_INTERVAL, parse_notification};
+
+/// The channel the change triggers notify on.
+const CHANGES_CHANNEL: &str = "standby_changes";
 
 type Db = sqlx::Postgres;
 type Pool = sqlx::Pool<Db>;
@@ -58,6 +61,8 @@ const SNAPSHOT: Option<&str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE 
 /// Other nodes may hold leases: a job is taken over only when its lease runs out.
 /// The server groups concurrent commits itself; writes commit on their own connections.
 const GROUP_COMMIT: bool = false;
+/// Statistics for the planner after a bulk import.
+const ANALYZE: Option<&str> = Some("ANALYZE");
 const SINGLE_NODE: bool = false;
 
 static MIGRATOR: &std::sync::LazyLock<sqlx::migrate::Migrator> =
@@ -79,20 +84,49 @@ pub struct PgStore {
     agent_changes: Arc<tokio::sync::Notify>,
 }
 
-/// PostgreSQL's change marker: the WAL position moves with every commit on the server, this
-/// node's or another's (and with unrelated writes too, which only costs cache misses).
-struct WalPosition(PgPool);
+/// Other nodes' writes, as the tables' triggers announce them at commit (`NOTIFY
+/// standby_changes`, payload `<table> <node>[ <session>]`, migration 0010). This node's own are
+/// skipped: they advanced their topics when they committed.
+struct TableNotifications {
+    listener: Option<PgListener>,
+    pool: PgPool,
+    node: String,
+}
 
-impl ChangeMarker for WalPosition {
-    async fn read(&mut self) -> Option<String> {
-        sqlx::query_scalar::<_, String>("SELECT pg_current_wal_lsn()::text")
-            .fetch_one(&self.0)
-            .await
-            .ok()
+impl TableNotifications {
+    async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        Ok(listener)
+    }
+}
+
+impl ChangeSource for TableNotifications {
+    async fn next(&mut self) -> Observed {
+        let Some(listener) = self.listener.as_mut() else {
+            // Reconnect after a pause; what was sent meanwhile is lost, so anything may have
+            // changed.
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            self.listener = Self::listen(&self.pool).await.ok();
+            return Observed::Everything;
+        };
+        match listener.try_recv().await {
+            Ok(Some(notification)) => parse_notification(notification.payload(), &self.node),
+            // The connection was lost (the listener reconnects on the next call).
+            Ok(None) => Observed::Everything,
+            Err(error) => {
+                tracing::warn!(%error, "the change notifications' connection failed");
+                self.listener = None;
+                Observed::Everything
+            }
+        }
     }
 
-    /// The pool is the store's: it closes with the store.
-    async fn close(self) {}
+    async fn close(self) {
+        if let Some(mut listener) = self.listener {
+            let _ = listener.unlisten_all().await;
+        }
+    }
 }
 
 impl PgStore {
@@ -101,8 +135,12 @@ impl PgStore {
         let (url, max_connections) = split_pool_size(url)?;
         // Nodes starting together wait on each other's migration and seeding locks for a
         // moment; only a statement slower than this is worth a warning.
+        // Names this node's connections, so that the change triggers' notifications say whose
+        // write they announce.
+        let node = format!("standby-{}", uuid::Uuid::new_v4().simple());
         let options: PgConnectOptions = url
             .parse::<PgConnectOptions>()?
+            .application_name(&node)
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(5));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -111,7 +149,11 @@ impl PgStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         let freshness = Arc::new(Freshness::default());
-        freshness.watch(WalPosition(pool.clone()));
+        freshness.watch(TableNotifications {
+            listener: Some(TableNotifications::listen(&pool).await?),
+            pool: pool.clone(),
+            node,
+        });
         Ok(PgStore {
             writer: pool.clone(),
             committer: commit::Committer::new(pool.clone(), GROUP_COMMIT),

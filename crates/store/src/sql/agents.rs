@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{DbRow, Pool};
 use crate::agents::*;
-use crate::freshness::Freshness;
+use crate::freshness::{Freshness, Topics};
 use crate::rows::{parse_uid, ts, uid_text};
 use crate::{Scope, StoreError};
 
@@ -133,7 +133,7 @@ impl AgentStore for SqlAgentStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ALL);
         Ok(Some(uid))
     }
 
@@ -298,7 +298,7 @@ impl AgentStore for SqlAgentStore {
                 .await?;
         }
         tx.commit().await?;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ALL);
         Ok(ServerRemoval::Removed)
     }
 
@@ -519,7 +519,7 @@ impl AgentStore for SqlAgentStore {
             plans_removed.push(name);
         }
         tx.commit().await?;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ALL);
         Ok(InventoryChange {
             summary,
             restore_points_removed: removed,

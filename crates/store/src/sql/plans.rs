@@ -13,7 +13,7 @@ use standby_query::sql::SqlBuilder;
 use standby_query::{Filter, Scalar};
 use uuid::Uuid;
 
-use crate::freshness::Freshness;
+use crate::freshness::{Freshness, Topics};
 use crate::keys::text_keys;
 use crate::rows::{parse_enum, parse_optional_uid, parse_uid, ts, uid_text};
 use crate::{CommandChange, ListQuery, Page, Scope, StoreError};
@@ -146,6 +146,7 @@ fn push_plan_conditions(
 async fn count(
     pool: &Pool,
     freshness: &Freshness,
+    topics: Topics,
     conditions: SqlBuilder<'_>,
     table: &str,
     from_with_join: &str,
@@ -165,8 +166,8 @@ async fn count(
     };
     let sql = format!("SELECT COUNT(*){from}{conditions_sql}");
     // Counting is most of a list's cost (100,000 index entries for a status filter), and the
-    // total only changes with a write: it is kept until the data generation moves.
-    let generation = freshness.current();
+    // total only changes with a write of what it counts: it is kept while their stamp holds.
+    let generation = freshness.stamp(topics);
     let key = format!("{sql}\n{:?}", conditions.binds);
     let arguments = arguments(&conditions.binds)?;
     freshness
@@ -186,7 +187,16 @@ pub(super) async fn list_plans(
 ) -> Result<Page<FailoverPlan>, StoreError> {
     let mut counting = SqlBuilder::new(super::DIALECT);
     push_plan_conditions(&mut counting, query.scope, query.server, &query.filter);
-    let total = count(pool, freshness, counting, "plans p", PLAN_FROM, "ls.").await?;
+    let total = count(
+        pool,
+        freshness,
+        Topics::PLAN_READ,
+        counting,
+        "plans p",
+        PLAN_FROM,
+        "ls.",
+    )
+    .await?;
 
     let mut listing = SqlBuilder::new(super::DIALECT);
     listing.push(PLAN_SELECT).push(PLAN_FROM);
@@ -346,6 +356,7 @@ pub(super) async fn list_objects(
     let total = count(
         pool,
         freshness,
+        Topics::OBJECT_READ,
         counting,
         "plan_objects o",
         OBJECT_FROM,

@@ -6,6 +6,7 @@ use standby_fleet::Fleet;
 use standby_model::{FailoverPlan, PlanObject, Timestamp};
 use uuid::Uuid;
 
+use crate::freshness::Topics;
 use crate::*;
 
 #[async_trait]
@@ -21,12 +22,8 @@ impl Store for super::BackendStore {
         super::SINGLE_NODE
     }
 
-    fn data_generation(&self) -> u64 {
-        self.freshness.current()
-    }
-
-    fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.freshness.subscribe()
+    fn freshness(&self) -> &std::sync::Arc<crate::freshness::Freshness> {
+        &self.freshness
     }
 
     async fn close(&self) {
@@ -35,43 +32,90 @@ impl Store for super::BackendStore {
         self.pool.close().await;
     }
 
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let requests = sqlx::query("DELETE FROM idempotency WHERE expires_at <= $1")
-            .bind(now.ticks())
-            .execute(&self.writer)
-            .await?;
-        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at <= $1")
-            .bind(now.ticks())
-            .execute(&self.writer)
-            .await?;
-        let actions = sqlx::query("DELETE FROM async_actions WHERE expires_at <= $1")
-            .bind(now.ticks())
-            .execute(&self.writer)
-            .await?;
-        let logins = sqlx::query("DELETE FROM login_attempts WHERE expires_at <= $1")
-            .bind(now.ticks())
-            .execute(&self.writer)
-            .await?;
-        // Notifications are kept 30 days once fanned out or finished, for their log.
-        let month_ago = now.plus_seconds(-30 * 86_400).ticks();
-        let events = sqlx::query(
-            "DELETE FROM notification_events WHERE dispatched = TRUE AND created_at <= $1",
-        )
-        .bind(month_ago)
-        .execute(&self.writer)
-        .await?;
-        let deliveries = sqlx::query(
-            "DELETE FROM notification_deliveries WHERE state <> 'pending' AND created_at <= $1",
-        )
-        .bind(month_ago)
-        .execute(&self.writer)
-        .await?;
-        Ok(requests.rows_affected()
-            + events.rows_affected()
-            + deliveries.rows_affected()
-            + tokens.rows_affected()
-            + actions.rows_affected()
-            + logins.rows_affected())
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        retention: &retention::Retention,
+    ) -> Result<retention::Purged, StoreError> {
+        let before = |kept: std::time::Duration| {
+            now.plus_seconds(-(i64::try_from(kept.as_secs()).unwrap_or(i64::MAX / 2)))
+                .ticks()
+        };
+        let now_ticks = now.ticks();
+        // (table, its key, which rows, the instant they are compared with)
+        let passes: [(&'static str, &str, &str, i64); 10] = [
+            ("idempotency", "request_id", "expires_at <= $1", now_ticks),
+            ("tokens", "hash", "expires_at <= $1", now_ticks),
+            ("async_actions", "uid", "expires_at <= $1", now_ticks),
+            ("login_attempts", "key", "expires_at <= $1", now_ticks),
+            (
+                "jobs",
+                "uid",
+                "state = 'done' AND updated_at <= $1",
+                before(retention.done_jobs),
+            ),
+            (
+                "sim_operations",
+                "operation_id",
+                "finished_at <= $1",
+                before(retention.ledger),
+            ),
+            (
+                "agent_commands",
+                "server_uid, operation_id",
+                "outcome IN ('succeeded', 'failed', 'cancelled') AND reported_at <= $1",
+                before(retention.ledger),
+            ),
+            ("audit", "uid", "at <= $1", before(retention.audit)),
+            // Deliveries first: an event's are gone before it is.
+            (
+                "notification_deliveries",
+                "uid",
+                "state <> 'pending' AND created_at <= $1",
+                before(retention.notifications),
+            ),
+            (
+                "notification_events",
+                "uid",
+                "dispatched = TRUE AND created_at <= $1",
+                before(retention.notifications),
+            ),
+        ];
+        let mut purged = retention::Purged::default();
+        for (table, key, condition, instant) in passes {
+            let sql = format!(
+                "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {condition} LIMIT {})",
+                retention::PURGE_BATCH
+            );
+            let deleted = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(instant)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+            purged.by_table.push((table, deleted));
+        }
+        self.freshness
+            .advance(Topics::AUTH | Topics::ENGINE | Topics::NOTIFICATIONS | Topics::OTHER);
+        Ok(purged)
+    }
+
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if let Some(analyze) = super::ANALYZE {
+            sqlx::query(analyze).execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+
+    async fn table_rows(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        let mut rows = Vec::with_capacity(retention::WATCHED_TABLES.len());
+        for table in retention::WATCHED_TABLES {
+            let count: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&self.pool)
+                    .await?;
+            rows.push((*table, count.max(0) as u64));
+        }
+        Ok(rows)
     }
 
     fn sim_ledger(&self) -> std::sync::Arc<dyn SimLedger> {
@@ -114,13 +158,13 @@ impl PlanStore for super::BackendStore {
 
     async fn import_fleet(&self, fleet: &Fleet) -> Result<ImportSummary, StoreError> {
         let result = super::import::import_fleet(&self.writer, fleet).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ALL);
         result
     }
 
     async fn seed_fleet(&self, fleet: &Fleet) -> Result<Option<ImportSummary>, StoreError> {
         let result = super::import::seed_fleet(&self.writer, fleet).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ALL);
         result
     }
 
@@ -156,7 +200,7 @@ impl PlanStore for super::BackendStore {
             idempotent_answer,
         )
         .await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::PLANS | Topics::ENGINE);
         result
     }
 
@@ -203,7 +247,7 @@ impl AuthStore for super::BackendStore {
 
     async fn ensure_provider_organization(&self, name: &str) -> Result<Uuid, StoreError> {
         let result = super::auth::ensure_provider_organization(&self.writer, name).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ORGANIZATIONS | Topics::AUTH);
         result
     }
 
@@ -223,19 +267,19 @@ impl AuthStore for super::BackendStore {
 
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
         let result = super::auth::set_password(&self.writer, name, password_hash).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::AUTH);
         result
     }
 
     async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
         let result = super::auth::set_disabled(&self.writer, name, disabled).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::AUTH);
         result
     }
 
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
         let result = super::auth::remove_user(&self.writer, name).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::AUTH);
         result
     }
 
@@ -250,7 +294,7 @@ impl AuthStore for super::BackendStore {
     async fn revoke_token(&self, hash: &str) -> Result<bool, StoreError> {
         let result = super::auth::revoke_token(&self.writer, hash).await;
         // Cached credentials are kept per generation: the revoked one must not be served.
-        self.freshness.advance();
+        self.freshness.advance(Topics::AUTH);
         result
     }
 
@@ -268,7 +312,7 @@ impl AuthStore for super::BackendStore {
         now: Timestamp,
     ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
         let result = super::auth::consume_refresh_token(&self.writer, hash, now).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::AUTH);
         result
     }
 
@@ -350,7 +394,7 @@ impl JobQueue for super::BackendStore {
             .await;
         // Idle workers poll this: only a claim (or an error) may have changed anything.
         if !matches!(result, Ok(None)) {
-            self.freshness.advance();
+            self.freshness.advance(Topics::ENGINE | Topics::SESSIONS);
         }
         result
     }
@@ -374,7 +418,7 @@ impl JobQueue for super::BackendStore {
             .committer
             .run(move |c| Box::pin(super::engine::release_job(c, fence, now)))
             .await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ENGINE);
         result
     }
 
@@ -394,7 +438,7 @@ impl JobQueue for super::BackendStore {
                 )
             })
             .await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ENGINE);
         result
     }
 
@@ -412,7 +456,7 @@ impl JobQueue for super::BackendStore {
             .run(move |c| Box::pin(super::engine::requeue_jobs(c, expired_before, now)))
             .await;
         if !matches!(result, Ok(0)) {
-            self.freshness.advance();
+            self.freshness.advance(Topics::ENGINE);
         }
         result
     }
@@ -428,7 +472,8 @@ impl SessionLog for super::BackendStore {
     ) -> Result<bool, StoreError> {
         let result =
             super::engine::begin_session(&self.pool, &self.committer, scope, session, now).await;
-        self.freshness.advance();
+        self.freshness
+            .advance(Topics::PLANS | Topics::SESSIONS | Topics::ENGINE | Topics::NOTIFICATIONS);
         result
     }
 
@@ -461,7 +506,7 @@ impl SessionLog for super::BackendStore {
                 })
                 .await
         };
-        self.freshness.advance();
+        self.freshness.advance(Topics::OBJECTS | Topics::ENGINE);
         result
     }
 
@@ -485,7 +530,9 @@ impl SessionLog for super::BackendStore {
                 })
                 .await
         };
-        self.freshness.advance();
+        self.freshness
+            .advance(Topics::OBJECTS | Topics::ENGINE | Topics::NOTIFICATIONS);
+        self.freshness.log_changed(&[session]);
         result
     }
 
@@ -504,7 +551,8 @@ impl SessionLog for super::BackendStore {
                 )
             })
             .await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ENGINE);
+        self.freshness.log_changed(&[session]);
         result
     }
 
@@ -524,13 +572,14 @@ impl SessionLog for super::BackendStore {
                 })
             })
             .await;
-        self.freshness.advance();
+        self.freshness
+            .advance(Topics::PLANS | Topics::SESSIONS | Topics::ENGINE | Topics::NOTIFICATIONS);
         result
     }
 
     async fn request_cancel(&self, session: Uuid) -> Result<bool, StoreError> {
         let result = super::engine::request_cancel(&self.writer, session).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::SESSIONS);
         result
     }
 
@@ -559,7 +608,7 @@ impl AsyncActions for super::BackendStore {
 
     async fn forget_action(&self, uid: Uuid, now: Timestamp) -> Result<bool, StoreError> {
         let result = super::engine::forget_action(&self.writer, uid, now).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::ENGINE);
         result
     }
 }
@@ -577,7 +626,7 @@ impl ReportStore for super::BackendStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let result = super::reports::set_plan_targets(&self.writer, plan, targets, now).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::PLANS);
         result
     }
 
@@ -609,7 +658,7 @@ impl ReportStore for super::BackendStore {
     ) -> Result<SessionNote, StoreError> {
         let result =
             super::reports::add_session_note(&self.writer, session, author, text, now).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::SESSIONS);
         result
     }
 }
@@ -618,7 +667,7 @@ impl ReportStore for super::BackendStore {
 impl DrillStore for super::BackendStore {
     async fn create_drill(&self, drill: &drills::DrillRecord) -> Result<(), StoreError> {
         let result = super::drills::create_drill(&self.writer, drill).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::DRILLS);
         result
     }
 
@@ -645,13 +694,13 @@ impl DrillStore for super::BackendStore {
         next_run_at: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
         let result = super::drills::set_drill_paused(&self.writer, uid, paused, next_run_at).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::DRILLS);
         result
     }
 
     async fn delete_drill(&self, uid: Uuid) -> Result<bool, StoreError> {
         let result = super::drills::delete_drill(&self.writer, uid).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::DRILLS);
         result
     }
 
@@ -669,7 +718,7 @@ impl DrillStore for super::BackendStore {
     ) -> Result<bool, StoreError> {
         let result =
             super::drills::claim_drill_occurrence(&self.writer, drill, due, next, run, now).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::DRILLS);
         result
     }
 
@@ -703,13 +752,14 @@ impl DrillStore for super::BackendStore {
     ) -> Result<bool, StoreError> {
         let result =
             super::drills::move_drill_plan(&self.writer, run, plan, from, change, now).await;
-        self.freshness.advance();
+        self.freshness
+            .advance(Topics::DRILLS | Topics::NOTIFICATIONS);
         result
     }
 
     async fn finish_drill_run(&self, run: Uuid, now: Timestamp) -> Result<bool, StoreError> {
         let result = super::drills::finish_drill_run(&self.writer, run, now).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::DRILLS);
         result
     }
 
@@ -728,7 +778,7 @@ impl NotificationStore for super::BackendStore {
         channel: &notifications::ChannelRecord,
     ) -> Result<(), StoreError> {
         let result = super::notifications::create_channel(&self.writer, channel).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::NOTIFICATIONS);
         result
     }
 
@@ -749,7 +799,7 @@ impl NotificationStore for super::BackendStore {
 
     async fn delete_channel(&self, uid: Uuid) -> Result<bool, StoreError> {
         let result = super::notifications::delete_channel(&self.writer, uid).await;
-        self.freshness.advance();
+        self.freshness.advance(Topics::NOTIFICATIONS);
         result
     }
 

@@ -33,14 +33,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use standby_query::sql::{Dialect, SqliteDialect};
 
 use crate::StoreError;
-use crate::freshness::{ChangeMarker, Freshness};
+use crate::freshness::{ChangeSource, Freshness, Observed, WATCH_INTERVAL};
 
 type Db = sqlx::Sqlite;
 type Pool = sqlx::Pool<Db>;
@@ -60,6 +59,9 @@ const SNAPSHOT: Option<&str> = None;
 /// Only this process uses the file: jobs still leased at start-up were held by a dead process.
 /// One writer, one fsync per commit: the engine's writes are committed in groups.
 const GROUP_COMMIT: bool = true;
+/// The queries were tuned on SQLite's planner without `sqlite_stat1`; `ANALYZE` would change
+/// their plans, unmeasured.
+const ANALYZE: Option<&str> = None;
 const SINGLE_NODE: bool = true;
 
 static MIGRATOR: &std::sync::LazyLock<sqlx::migrate::Migrator> =
@@ -80,22 +82,35 @@ pub struct SqliteStore {
     agent_changes: Arc<tokio::sync::Notify>,
 }
 
-/// SQLite's change marker for commits by other connections, this process's or another's.
-struct DataVersion(sqlx::SqliteConnection);
+/// Commits by other processes (an admin command on the file): `PRAGMA data_version` moves when a
+/// connection other than the one asking commits, so asked on the writer's own connection (this
+/// process's only writer) it moves for exactly those, and this process's writes, which advance
+/// their topics as they commit, do not drop every cached read a second time.
+struct ForeignCommits {
+    writer: SqlitePool,
+    last: Option<i64>,
+}
 
-impl ChangeMarker for DataVersion {
-    async fn read(&mut self) -> Option<String> {
-        sqlx::query_scalar::<_, i64>("PRAGMA data_version")
-            .fetch_one(&mut self.0)
+impl ChangeSource for ForeignCommits {
+    async fn next(&mut self) -> Observed {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        let seen = sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(&self.writer)
             .await
-            .ok()
-            .map(|version| version.to_string())
+            .ok();
+        // The first read, a failed one, or a new writer connection (its own numbering): anything
+        // may have changed.
+        let observed = if seen.is_some() && seen == self.last {
+            Observed::Nothing
+        } else {
+            Observed::Everything
+        };
+        self.last = seen;
+        observed
     }
 
-    async fn close(self) {
-        use sqlx::Connection;
-        let _ = self.0.close().await;
-    }
+    /// The pool is the store's: it closes with the store.
+    async fn close(self) {}
 }
 
 impl SqliteStore {
@@ -131,13 +146,16 @@ impl SqliteStore {
         // 100 ms) and could fail a read-then-write transaction with SQLITE_BUSY_SNAPSHOT.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // Kept for the store's life: `data_version` is numbered per connection.
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options.clone())
             .await?;
         let freshness = Arc::new(Freshness::default());
-        // `data_version` is per connection and moves when any *other* connection commits, so
-        // the watcher has a connection of its own.
-        let watcher = options.connect().await?;
-        freshness.watch(DataVersion(watcher));
+        freshness.watch(ForeignCommits {
+            writer: writer.clone(),
+            last: None,
+        });
         Ok(SqliteStore {
             pool,
             committer: commit::Committer::new(writer.clone(), GROUP_COMMIT),

@@ -1,0 +1,163 @@
+//! Black-box: what only grows is purged in the background. A day of churn, compressed: every
+//! simulated hour (at least a second of wall time) each plan is tested and undone under an
+//! X-Request-id, patched under another, and a user signs in; retentions are two hours and the
+//! purge runs every hour. The bounded tables' sizes (the `standby_store_rows` gauge) stay flat
+//! while the run history, kept on purpose, grows hour by hour.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const PLANS_IN_FLEET: usize = 6;
+const HOURS: usize = 24;
+const HOUR: Duration = Duration::from_secs(1);
+
+/// Tables the purge bounds, as the gauge names them.
+/// (Tokens are bounded by their lifetime, an hour of real time, not by a retention.)
+const BOUNDED: &[&str] = &[
+    "jobs",
+    "idempotency",
+    "sim_operations",
+    "audit",
+    "async_actions",
+];
+
+fn churn_fleet() -> String {
+    let mut text = String::from(
+        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n",
+    );
+    for plan in 0..PLANS_IN_FLEET {
+        text.push_str(&format!(
+            "\n[[plans]]\nname = \"churn-{plan}\"\nserver = \"vbr-1\"\ntype = \"Local\"\n"
+        ));
+        for vm in 0..2 {
+            text.push_str(&format!(
+                "  [[plans.vms]]\n  name = \"churn-{plan}-vm-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
+            ));
+        }
+    }
+    text
+}
+
+/// Rows per table from the gauge, which the purge refreshes after every pass.
+async fn table_rows(app: &TestApp) -> BTreeMap<String, f64> {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|line| line.strip_prefix("standby_store_rows{table=\""))
+        .filter_map(|rest| {
+            let (table, value) = rest.split_once("\"} ")?;
+            Some((table.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Starts or undoes every plan under a fresh X-Request-id each, then waits for `until`.
+async fn act(app: &TestApp, plans: &[String], action: &str, until: &[&str]) {
+    for uid in plans {
+        let (status, body) = send(
+            app.post(&format!("{PLANS}/{uid}/{action}"))
+                .header("X-Request-id", uuid::Uuid::new_v4().to_string()),
+        )
+        .await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    for uid in plans {
+        app.wait_for(uid, until).await;
+    }
+}
+
+#[tokio::test]
+async fn a_compressed_day_of_churn_leaves_the_bounded_tables_flat() {
+    let app = TestApp::with_fleet(
+        &churn_fleet(),
+        &[
+            "--done-job-retention-seconds",
+            "2",
+            "--ledger-retention-seconds",
+            "2",
+            "--audit-retention-seconds",
+            "2",
+            "--idempotency-window-seconds",
+            "2",
+            "--action-success-retention-seconds",
+            "2",
+            "--action-failure-retention-seconds",
+            "2",
+            "--notification-retention-seconds",
+            "2",
+            "--purge-interval-seconds",
+            "1",
+        ],
+    )
+    .await;
+    let plans: Vec<String> = app
+        .all_plans()
+        .await
+        .iter()
+        .map(|p| p["instanceUid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(plans.len(), PLANS_IN_FLEET);
+
+    let mut hourly: Vec<BTreeMap<String, f64>> = Vec::new();
+    for hour in 0..HOURS {
+        let started = Instant::now();
+        act(&app, &plans, "start?test=true", &["Success"]).await;
+        act(&app, &plans, "undo", &["Ready"]).await;
+        for uid in &plans {
+            let (status, body) = send(
+                app.patch(
+                    &format!("{PLANS}/{uid}"),
+                    &json!([{"op": "replace", "path": "/preFailoverCommand", "value": format!("echo {hour}")}]),
+                )
+                .header("X-Request-id", uuid::Uuid::new_v4().to_string()),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        // A sign-in: an access and a refresh token, and an audit row.
+        app.login(ADMIN, PASSWORD).await;
+        tokio::time::sleep(HOUR.saturating_sub(started.elapsed())).await;
+        hourly.push(table_rows(&app).await);
+    }
+
+    let rows = |hour: usize, table: &str| hourly[hour].get(table).copied().unwrap_or(0.0);
+    let peak = |hours: std::ops::Range<usize>, table: &str| {
+        hours.map(|h| rows(h, table)).fold(0.0, f64::max)
+    };
+    let report: Vec<String> = hourly
+        .iter()
+        .enumerate()
+        .map(|(hour, tables)| format!("hour {hour}: {tables:?}"))
+        .collect();
+    let report = report.join("\n");
+    println!("{report}");
+
+    // The history is kept and grows every hour: the churn is real, and a table that is not
+    // purged shows as growth.
+    let sessions = (rows(11, "sessions"), rows(HOURS - 1, "sessions"));
+    assert!(
+        sessions.1 >= sessions.0 * 1.8 && sessions.0 > 0.0,
+        "the run history did not grow with the churn: {sessions:?}\n{report}"
+    );
+    for table in BOUNDED {
+        let (first_half, second_half) = (peak(4..12, table), peak(12..HOURS, table));
+        assert!(first_half > 0.0, "{table} never had rows\n{report}");
+        assert!(
+            second_half <= first_half * 1.3 + 2.0,
+            "{table} kept growing: at most {first_half} rows in hours 4 to 11, \
+             {second_half} in hours 12 to 23\n{report}"
+        );
+    }
+}
