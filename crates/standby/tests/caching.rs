@@ -15,36 +15,15 @@ const BUSY_PLANS: usize = 10;
 const VMS_PER_PLAN: usize = 6;
 
 fn fleet() -> String {
-    let mut text = String::from(
-        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n",
-    );
     let plans = (0..IDLE_PLANS)
         .map(|n| format!("idle-{n}"))
         .chain((0..BUSY_PLANS).map(|n| format!("busy-{n}")));
-    for plan in plans {
-        text.push_str(&format!(
-            "\n[[plans]]\nname = \"{plan}\"\nserver = \"vbr-1\"\ntype = \"Local\"\n"
-        ));
-        for vm in 0..VMS_PER_PLAN {
-            text.push_str(&format!(
-                "  [[plans.vms]]\n  name = \"{plan}-vm-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
-            ));
-        }
-    }
-    text
+    plans_fleet(plans, VMS_PER_PLAN)
 }
 
 /// The response cache's hits and misses of the plan list so far (`standby_response_cache_total`).
 async fn list_outcomes(app: &TestApp) -> (f64, f64) {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let outcome = |name: &str| {
         text.lines()
             .filter(|line| {

@@ -27,33 +27,12 @@ const BOUNDED: &[&str] = &[
 ];
 
 fn churn_fleet() -> String {
-    let mut text = String::from(
-        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n",
-    );
-    for plan in 0..PLANS_IN_FLEET {
-        text.push_str(&format!(
-            "\n[[plans]]\nname = \"churn-{plan}\"\nserver = \"vbr-1\"\ntype = \"Local\"\n"
-        ));
-        for vm in 0..2 {
-            text.push_str(&format!(
-                "  [[plans.vms]]\n  name = \"churn-{plan}-vm-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
-            ));
-        }
-    }
-    text
+    plans_fleet((0..PLANS_IN_FLEET).map(|n| format!("churn-{n}")), 2)
 }
 
 /// Rows per table from the gauge, which the purge refreshes after every pass.
 async fn table_rows(app: &TestApp) -> BTreeMap<String, f64> {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     text.lines()
         .filter_map(|line| line.strip_prefix("standby_store_rows{table=\""))
         .filter_map(|rest| {

@@ -137,6 +137,11 @@ const POSTGRES: &[Embedded] = &[
         "retention",
         include_str!("../migrations/postgres/0011_retention.sql"),
     ),
+    (
+        12,
+        "sort indexes",
+        include_str!("../migrations/postgres/0012_sort_indexes.sql"),
+    ),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

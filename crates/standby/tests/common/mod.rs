@@ -121,6 +121,25 @@ pub fn one_plan_fleet(plan: &str, vms: usize) -> String {
     text
 }
 
+/// A fleet file: one provider, one backup server, and for each name a Local plan of `vms` VMs
+/// named `{plan}-vm-0`..., each with one restore point.
+pub fn plans_fleet(plans: impl IntoIterator<Item = String>, vms: usize) -> String {
+    let mut text = String::from(
+        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n",
+    );
+    for plan in plans {
+        text.push_str(&format!(
+            "\n[[plans]]\nname = \"{plan}\"\nserver = \"vbr-1\"\ntype = \"Local\"\n"
+        ));
+        for vm in 0..vms {
+            text.push_str(&format!(
+                "  [[plans.vms]]\n  name = \"{plan}-vm-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
+            ));
+        }
+    }
+    text
+}
+
 /// An HTTP client for tests. reqwest is built with rustls but no default crypto provider (the
 /// binary installs ring, as the server uses), so the tests install it too.
 pub fn http_client() -> reqwest::Client {
@@ -215,6 +234,18 @@ impl TestApp {
             .expect("token")
             .to_owned();
         app
+    }
+
+    /// The server's Prometheus text (`/metrics`).
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     pub fn url(&self, path: &str) -> String {

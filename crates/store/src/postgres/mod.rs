@@ -61,6 +61,8 @@ const SNAPSHOT: Option<&str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE 
 /// Other nodes may hold leases: a job is taken over only when its lease runs out.
 /// The server groups concurrent commits itself; writes commit on their own connections.
 const GROUP_COMMIT: bool = false;
+/// A row as one JSON array, as text (see `plans::fetch_plans`).
+const JSON_ARRAY: (&str, &str) = ("json_build_array(", ")::text");
 /// Statistics for the planner after a bulk import.
 const ANALYZE: Option<&str> = Some("ANALYZE");
 const SINGLE_NODE: bool = false;
