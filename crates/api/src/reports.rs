@@ -133,13 +133,14 @@ pub async fn run_report(
 
 /// `json`, `html` or `csv`, from `?format=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Json,
     Html,
     Csv,
 }
 
-fn format_of(params: &QueryParams, allowed: &[Format]) -> ApiResult<Format> {
+/// `?format=`: json (the default), html or csv, of those `allowed`.
+pub(crate) fn format_of(params: &QueryParams, allowed: &[Format]) -> ApiResult<Format> {
     let format = match params.get("format").map(str::to_ascii_lowercase).as_deref() {
         None | Some("json") => Format::Json,
         Some("html") => Format::Html,
@@ -158,6 +159,34 @@ fn format_of(params: &QueryParams, allowed: &[Format]) -> ApiResult<Format> {
             "format",
             "This resource is served as json or csv.",
         ))
+    }
+}
+
+/// A count parameter (`limit`, `runs`): `default` when left out, else 1 to `max`.
+pub(crate) fn bounded_count(
+    params: &QueryParams,
+    name: &str,
+    default: u32,
+    max: u32,
+) -> ApiResult<u32> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::bad_parameter(name, format!("{name} must be 1 to {max}."))),
+    }
+}
+
+/// The median of `values` (in any order); `None` for none.
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[n / 2]),
+        n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
     }
 }
 
@@ -483,7 +512,11 @@ pub fn report_html(report: &RunReport) -> ApiResult<String> {
 /// The policy of the printable page: its own inline style, nothing else.
 const HTML_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
 
-fn text_response(content_type: &str, body: String, attachment: Option<String>) -> Response {
+pub(crate) fn text_response(
+    content_type: &str,
+    body: String,
+    attachment: Option<String>,
+) -> Response {
     let mut response = (
         [
             (header::CONTENT_TYPE, content_type.to_owned()),
@@ -640,16 +673,7 @@ pub async fn rto_trend(
     let plan = path_uid("planUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
     let format = format_of(&params, &[Format::Json, Format::Csv])?;
-    let limit = match params.get("limit") {
-        None => TREND_DEFAULT,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=TREND_MAX).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_parameter("limit", format!("limit must be 1 to {TREND_MAX}."))
-            })?,
-    };
+    let limit = bounded_count(&params, "limit", TREND_DEFAULT, TREND_MAX)?;
     let plan_name = visible_plan_name(&state, principal.scope, plan).await?;
     let runs = trend_runs(&state, plan, limit).await?;
     if format == Format::Csv {
@@ -692,11 +716,7 @@ pub async fn rto_trend(
     }
     let mut achieved: Vec<f64> = runs.iter().filter_map(|(_, m)| m.rto_seconds).collect();
     achieved.sort_by(f64::total_cmp);
-    let median = match achieved.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(achieved[n / 2]),
-        n => Some((achieved[n / 2 - 1] + achieved[n / 2]) / 2.0),
-    };
+    let median = median(&achieved);
     let points: Vec<Value> = runs
         .iter()
         .map(|(run, figures)| {

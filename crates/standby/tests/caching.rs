@@ -179,15 +179,7 @@ async fn another_nodes_writes_reach_this_nodes_cache_through_notifications() {
     };
     let store = TestStore::postgres(&admin_url).await;
     let (a, b) = tokio::join!(TestApp::start(&store, &[]), TestApp::start(&store, &[]));
-    let temp = tempfile::tempdir().unwrap();
-    let file = temp.path().join("fleet.toml");
-    std::fs::write(&file, fleet()).unwrap();
-    let imported = std::process::Command::new(binary())
-        .args(["fleet", "import", file.to_str().unwrap()])
-        .args(store.args())
-        .output()
-        .unwrap();
-    assert!(imported.status.success());
+    store.import_fleet(&fleet());
     // The import (another process) shows on both nodes.
     let deadline = Instant::now() + Duration::from_secs(5);
     while a.all_plans().await.len() != IDLE_PLANS + BUSY_PLANS {

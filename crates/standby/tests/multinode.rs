@@ -54,19 +54,7 @@ async fn three_nodes_share_one_database_and_survive_losing_one() {
     );
     let mut nodes = [a, b, c];
 
-    let temp = tempfile::tempdir().unwrap();
-    let file = temp.path().join("fleet.toml");
-    std::fs::write(&file, fleet()).unwrap();
-    let imported = std::process::Command::new(binary())
-        .args(["fleet", "import", file.to_str().unwrap()])
-        .args(store.args())
-        .output()
-        .unwrap();
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    store.import_fleet(&fleet());
     let plans: Vec<String> = nodes[0]
         .all_plans()
         .await

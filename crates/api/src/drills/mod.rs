@@ -17,7 +17,7 @@ pub mod runner;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 use standby_model::{ClientVersion, Timestamp};
 use standby_query::Filter;
@@ -32,7 +32,7 @@ use crate::envelope::{empty, json_response};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Principal;
 use crate::params::{Body, QueryParams, Version, path_uid};
-use crate::reports::{csv_line, measure};
+use crate::reports::{Format, bounded_count, csv_line, format_of, measure, median, text_response};
 use crate::schedule::Schedule;
 
 type PathParam = Result<Path<String>, PathRejection>;
@@ -502,16 +502,7 @@ pub async fn run_report(
     };
     let (drill_uid, run_uid) = (parse("drillUid", &drill_text)?, parse("runUid", &run_text)?);
     let params = QueryParams::parse(raw.as_deref())?;
-    let csv = match params.get("format").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::bad_parameter(
-                "format",
-                format!("format must be json or csv, not '{other}'."),
-            ));
-        }
-    };
+    let csv = format_of(&params, &[Format::Json, Format::Csv])? == Format::Csv;
     let (drill, run, plans) = drill_run_report(&state, &principal, drill_uid, run_uid).await?;
     let now = Timestamp::now();
     if csv {
@@ -563,20 +554,11 @@ pub async fn run_report(
                 field(&plan["undoOverdue"]),
             ]));
         }
-        return Ok((
-            [
-                (
-                    axum::http::header::CONTENT_TYPE,
-                    "text/csv; charset=utf-8".to_owned(),
-                ),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"standby-drill-run-{run_uid}.csv\""),
-                ),
-            ],
+        return Ok(text_response(
+            "text/csv; charset=utf-8",
             text,
-        )
-            .into_response());
+            Some(format!("standby-drill-run-{run_uid}.csv")),
+        ));
     }
     let mut data = run_summary(&run, now);
     data["drillName"] = json!(drill.name);
@@ -652,26 +634,8 @@ pub async fn drill_report(
 ) -> ApiResult<Response> {
     let uid = path_uid("drillUid", path)?;
     let params = QueryParams::parse(raw.as_deref())?;
-    let csv = match params.get("format").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::bad_parameter(
-                "format",
-                format!("format must be json or csv, not '{other}'."),
-            ));
-        }
-    };
-    let limit = match params.get("runs") {
-        None => REPORT_RUNS_DEFAULT,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=REPORT_RUNS_MAX).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_parameter("runs", format!("runs must be 1 to {REPORT_RUNS_MAX}."))
-            })?,
-    };
+    let csv = format_of(&params, &[Format::Json, Format::Csv])? == Format::Csv;
+    let limit = bounded_count(&params, "runs", REPORT_RUNS_DEFAULT, REPORT_RUNS_MAX)?;
     let drill = visible_drill(&state, &principal, uid).await?;
     let runs = state.store.drill_runs(uid, limit).await?;
     // Oldest first, so that "last" is the newest run's.
@@ -719,15 +683,6 @@ pub async fn drill_report(
             row.last_verdict = Some(figures.verdict.as_str().to_owned());
         }
     }
-    let median = |values: &[f64]| {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        match sorted.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(sorted[n / 2]),
-            n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
-        }
-    };
     if csv {
         let mut text = csv_line(
             &[
@@ -765,20 +720,11 @@ pub async fn drill_report(
                 row.last_reason.clone(),
             ]));
         }
-        return Ok((
-            [
-                (
-                    axum::http::header::CONTENT_TYPE,
-                    "text/csv; charset=utf-8".to_owned(),
-                ),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"standby-drill-{uid}.csv\""),
-                ),
-            ],
+        return Ok(text_response(
+            "text/csv; charset=utf-8",
             text,
-        )
-            .into_response());
+            Some(format!("standby-drill-{uid}.csv")),
+        ));
     }
     let rows: Vec<Value> = plans
         .iter()

@@ -89,6 +89,24 @@ impl TestStore {
         self.args.iter().map(String::as_str).collect()
     }
 
+    /// Imports a fleet file's text with `standby fleet import`, as an operator would (another
+    /// process than the servers on this store).
+    pub fn import_fleet(&self, fleet: &str) {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let file = temp.path().join("fleet.toml");
+        std::fs::write(&file, fleet).expect("write fleet");
+        let imported = std::process::Command::new(binary())
+            .args(["fleet", "import", file.to_str().expect("path")])
+            .args(self.args())
+            .output()
+            .expect("run standby fleet import");
+        assert!(
+            imported.status.success(),
+            "{}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+    }
+
     /// Opens the store directly (to read what the server wrote, such as the sim ledger).
     pub async fn open(&self) -> std::sync::Arc<dyn standby_store::Store> {
         standby_store::open(&self.location)
