@@ -1,18 +1,26 @@
 #!/usr/bin/env python3
-"""Reads computed afresh, and reads while plans fail over: two builds side by side in one run.
+"""Reads computed afresh, and reads while plans fail over: builds and stores side by side.
 
     python3 bench/reads.py --binary /tmp/standby-before --binary target/release/standby \\
-        --preset large --rounds 3                              # the figures in bench/README.md
-    python3 bench/reads.py --binary target/release/standby --preset small --rounds 1 --seconds 2
+        --preset large --rounds 3                              # before and after, SQLite
+    python3 bench/reads.py --binary target/release/standby --preset large --rounds 3 \\
+        --store sqlite --store postgres --database postgres://USER:PASS@127.0.0.1/postgres \\
+        --template-database standby_bench_large                # SQLite and PostgreSQL
+    python3 bench/reads.py --binary target/debug/standby --preset small --rounds 1 --seconds 1 \\
+        --debug                                                # the CI smoke run
 
-For each round and each binary in turn (so that a drift of the machine hits both alike), it
-copies the preset's fleet (SQLite, generated once under target/bench-fleets by bench/run.py's
-code) or generates it into a fresh PostgreSQL database (--database), starts `standby serve`
-with boots of 5 to 15 s, and measures with wrk (2 threads, 32 connections, over loopback):
+For each round and each binary and store in turn (so that a drift of the machine hits all
+alike), it copies the preset's fleet (SQLite, generated once under target/bench-fleets by
+bench/run.py's code), or for PostgreSQL (--database, an admin URL) generates it into a fresh
+database, or copies a database holding it (--template-database: `CREATE DATABASE ... TEMPLATE`,
+11 s for the large fleet against 213 s to generate it). Both stores get the same fleet (the
+generator is seeded). It starts `standby serve` with boots of 5 to 15 s and measures with wrk
+(2 threads, 32 connections, over loopback):
 
-- the plan list (limit 100) from the response cache; then the plan list, the list filtered on
-  status and sorted on name, and one plan, each computed afresh (every request with its own
-  ignored `_` parameter), with nothing running;
+- the plan list (limit 100) from the response cache; then, each computed afresh (every request
+  with its own ignored `_` parameter) with nothing running: the plan list, the list filtered on
+  status and sorted on name, one plan, page 500 (limit 50, offset 24,950), and the list filtered
+  on status and type and sorted on VMs (the console's slow shapes);
 - the plan list's first page (cached when nothing it shows changed) while `--failover-plans`
   plans further down the list (offset 1000 on) fail over in test mode: every VM step is a write;
 - the ceiling (bench/ceiling, a fixed body of a 100-plan page's size) once per round.
@@ -36,6 +44,9 @@ import run  # noqa: E402  (bench/run.py: fleets, server helpers, wrk)
 
 READY = json.dumps([{"property": "status", "operation": "equals", "value": "Ready"}])
 SORT_NAME = json.dumps([{"property": "name", "direction": "ascending"}])
+READY_CLOUD = json.dumps([{"property": "status", "operation": "equals", "value": "Ready"},
+                          {"property": "type", "operation": "equals", "value": "Cloud"}])
+SORT_VMS = json.dumps([{"property": "objectsCount", "direction": "descending"}])
 
 
 def start(binary, store_flags, log_path, boot_ms):
@@ -66,13 +77,14 @@ def cache_outcomes(base):
     return hits, misses
 
 
-def one(binary, args, round_index, workdir):
+def one(binary, store, args, workdir):
     data_flags = []
-    if args.database:
-        url = args.database_for(round_index, binary)
+    if store == "postgres":
+        url = args.fresh_database()
         data_flags = ["--database", url]
-        subprocess.run([binary, "fleet", "generate", "--preset", args.preset, *data_flags],
-                       check=True, stdout=subprocess.DEVNULL)
+        if not args.template_database:
+            subprocess.run([binary, "fleet", "generate", "--preset", args.preset, *data_flags],
+                           check=True, stdout=subprocess.DEVNULL)
     else:
         data = os.path.join(workdir, "data")
         shutil.rmtree(data, ignore_errors=True)
@@ -92,6 +104,11 @@ def one(binary, args, round_index, workdir):
             ("plans_filtered_sorted_uncached", plans + "?" + urllib.parse.urlencode(
                 {"limit": "100", "filter": READY, "sort": SORT_NAME})),
             ("get_plan_uncached", f"{plans}/{plan}"),
+            # The console's slow shapes (bench/console.py): a deep page, and a filter with a
+            # sort no index serves.
+            ("plans_page_500_uncached", plans + "?limit=50&offset=24950"),
+            ("plans_filtered_sorted_vms_uncached", plans + "?" + urllib.parse.urlencode({
+                "limit": "100", "filter": READY_CLOUD, "sort": SORT_VMS})),
         ]
         for name, url in scenarios:
             figures[name] = run.wrk(url, token, args.seconds, args.connections, bust=True)
@@ -142,40 +159,65 @@ def main():
     parser.add_argument("--failover-plans", type=int, default=100)
     parser.add_argument("--boot-ms", default="5000-15000")
     parser.add_argument("--database", help="an admin PostgreSQL URL; a fresh database per run")
+    parser.add_argument("--store", action="append", choices=["sqlite", "postgres"],
+                        help="run each binary on each store given (default: postgres with "
+                             "--database, else sqlite); both compare them on one fleet")
+    parser.add_argument("--template-database",
+                        help="with --database: each run's database is a copy of this one (the "
+                             "preset's fleet, generated once with `standby fleet generate`) "
+                             "instead of a fleet generated per run")
     parser.add_argument("--json")
+    parser.add_argument("--debug", action="store_true",
+                        help="the debug build's ceiling (smoke runs with a debug --binary)")
     args = parser.parse_args()
+    if args.debug:
+        run.use_debug_build()
+    stores = args.store or ["postgres" if args.database else "sqlite"]
+    if "postgres" in stores and not args.database:
+        parser.error("--store postgres needs --database")
     if args.database:
         base_url, _, _ = args.database.rpartition("/")
         counter = iter(range(1_000_000))
 
-        def database_for(round_index, binary):
+        def fresh_database():
             name = f"standby_reads_{os.getpid()}_{next(counter)}"
-            subprocess.run(["psql", args.database, "-q", "-c", f"CREATE DATABASE {name}"],
-                           check=True)
+            template = f" TEMPLATE {args.template_database}" if args.template_database else ""
+            subprocess.run(["psql", args.database, "-q", "-c",
+                            f"CREATE DATABASE {name}{template}"], check=True)
+            args.created.append(name)
             return f"{base_url}/{name}"
 
-        args.database_for = database_for
+        args.fresh_database = fresh_database
+    args.created = []
+    contenders = [(binary, store) for binary in args.binary for store in stores]
+    label = (lambda binary, store: binary) if len(stores) == 1 else (
+        lambda binary, store: f"{binary} on {store}")
+    labels = [label(binary, store) for binary, store in contenders]
     rounds = []
     workdir = tempfile.mkdtemp(prefix="standby-reads-")
     try:
         for round_index in range(args.rounds):
             entry = {"ceiling": ceiling(args)}
-            for binary in args.binary:
-                run.log(f"round {round_index + 1}: {binary}")
-                entry[binary] = one(binary, args, round_index, workdir)
+            for (binary, store), name in zip(contenders, labels):
+                run.log(f"round {round_index + 1}: {name}")
+                entry[name] = one(binary, store, args, workdir)
+                # A copy of the large fleet is 3 GB: one at a time.
+                while args.created:
+                    subprocess.run(["psql", args.database, "-q", "-c",
+                                    f"DROP DATABASE {args.created.pop()}"], check=True)
             rounds.append(entry)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
+        kept = {k: v for k, v in vars(args).items() if k not in ("fresh_database", "created")}
         with open(args.json, "w") as handle:
-            json.dump({"args": {k: v for k, v in vars(args).items() if k != "database_for"},
-                       "rounds": rounds}, handle, indent=1)
+            json.dump({"args": kept, "rounds": rounds}, handle, indent=1)
     ceilings = [r["ceiling"]["rps"] for r in rounds]
     print(f"ceiling: {statistics.median(ceilings):,.0f} req/s (median of {len(rounds)})")
-    names = list(rounds[0][args.binary[0]].keys())
+    names = list(rounds[0][labels[0]].keys())
     for name in names:
         print(f"\n{name}")
-        for binary in args.binary:
+        for binary in labels:
             series = [r[binary][name] for r in rounds]
             rps = statistics.median(s["rps"] for s in series)
             ratio = statistics.median(s["rps"] / r["ceiling"]["rps"]

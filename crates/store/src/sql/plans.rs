@@ -141,23 +141,51 @@ fn push_plan_conditions(
     }
 }
 
-/// `SELECT COUNT(*)` over the conditions in `conditions`. The joined table (`joined_alias`)
-/// is left out unless a condition reads it: SQLite would otherwise probe it once per row, which
-/// on a large fleet costs more than the count itself.
+/// Where a list's rows come from: the table alone, the table with its joined session, and
+/// the key that names one row.
+struct ListSource {
+    table: &'static str,
+    from_with_join: &'static str,
+    joined_alias: &'static str,
+    key: &'static str,
+}
+
+const PLAN_SOURCE: ListSource = ListSource {
+    table: "plans p",
+    from_with_join: PLAN_FROM,
+    joined_alias: "ls.",
+    key: "p.uid",
+};
+
+const OBJECT_SOURCE: ListSource = ListSource {
+    table: "plan_objects o",
+    from_with_join: OBJECT_FROM,
+    joined_alias: "rs.",
+    key: "o.uid",
+};
+
+impl ListSource {
+    /// `FROM` for a query reading only `sql`: the joined table is left out unless `sql` reads
+    /// it, since SQLite would otherwise probe it once per row, which on a large fleet costs
+    /// more than the count or the walk itself.
+    fn tables_read_by(&self, sql: &str) -> String {
+        if sql.contains(self.joined_alias) {
+            self.from_with_join.to_owned()
+        } else {
+            format!(" FROM {}", self.table)
+        }
+    }
+}
+
+/// `SELECT COUNT(*)` over the conditions in `conditions`.
 async fn count(
     pool: &Pool,
     freshness: &Freshness,
     topics: Topics,
     conditions: SqlBuilder<'_>,
-    table: &str,
-    from_with_join: &str,
-    joined_alias: &str,
+    source: &ListSource,
 ) -> Result<u64, StoreError> {
-    let from = if conditions.sql.contains(joined_alias) {
-        from_with_join.to_owned()
-    } else {
-        format!(" FROM {table}")
-    };
+    let from = source.tables_read_by(&conditions.sql);
     // With no condition at all, SQLite counts a table from its b-tree pages without reading a
     // row (100,000 plans: 0.1 ms instead of 5 ms), but only if there is no WHERE clause.
     let conditions_sql = if conditions.sql == NO_CONDITION {
@@ -188,22 +216,16 @@ pub(super) async fn list_plans(
 ) -> Result<Page<FailoverPlan>, StoreError> {
     let mut counting = SqlBuilder::new(super::DIALECT);
     push_plan_conditions(&mut counting, query.scope, query.server, &query.filter);
-    let total = count(
-        pool,
-        freshness,
-        Topics::PLAN_READ,
-        counting,
-        "plans p",
-        PLAN_FROM,
-        "ls.",
-    )
-    .await?;
+    let total = count(pool, freshness, Topics::PLAN_READ, counting, &PLAN_SOURCE).await?;
 
     let mut listing = SqlBuilder::new(super::DIALECT);
-    listing.push(&plan_select()).push(PLAN_FROM);
-    push_plan_conditions(&mut listing, query.scope, query.server, &query.filter);
-    listing.push_order_by(&query.order);
-    push_paging(&mut listing, query.paging.limit, query.paging.offset);
+    listing.push(&plan_select());
+    push_page_rows(
+        &mut listing,
+        &PLAN_SOURCE,
+        |builder| push_plan_conditions(builder, query.scope, query.server, &query.filter),
+        query,
+    );
     let items = fetch_plans(pool, listing).await?;
     Ok(Page { items, total })
 }
@@ -249,6 +271,41 @@ fn plan_row(row: &DbRow) -> Result<PlanRow, StoreError> {
         row.try_get(12)?,
         row.try_get(13)?,
     ))
+}
+
+/// `FROM` and the rest of a page's query, after its `SELECT`. The first page is read directly.
+/// A later page first picks its rows' keys from the conditions and the order alone, then reads
+/// only those rows: with `OFFSET n` the database otherwise reads, joins and drops n whole rows
+/// (page 500 of the large fleet: 11 ms, against 1 ms when an index walk skips them). On the first
+/// page, the extra step costs more than it saves (0.28 against 0.20 ms).
+fn push_page_rows(
+    builder: &mut SqlBuilder<'_>,
+    source: &ListSource,
+    push_conditions: impl Fn(&mut SqlBuilder<'_>),
+    query: &ListQuery,
+) {
+    builder.push(source.from_with_join);
+    if query.paging.offset == 0 {
+        push_conditions(builder);
+    } else {
+        // What the walk for the keys reads (its binds are pushed again below, in place).
+        let mut keys = SqlBuilder::new(super::DIALECT);
+        push_conditions(&mut keys);
+        keys.push_order_by(&query.order);
+        let from = source.tables_read_by(&keys.sql);
+        builder.push(&format!(
+            " WHERE {key} IN (SELECT {key}{from}",
+            key = source.key
+        ));
+        push_conditions(builder);
+        builder.push_order_by(&query.order);
+        push_paging(builder, query.paging.limit, query.paging.offset);
+        builder.push(")");
+    }
+    builder.push_order_by(&query.order);
+    if query.paging.offset == 0 {
+        push_paging(builder, query.paging.limit, 0);
+    }
 }
 
 fn push_paging(builder: &mut SqlBuilder<'_>, limit: u32, offset: u32) {
@@ -450,17 +507,18 @@ pub(super) async fn list_objects(
         freshness,
         Topics::OBJECT_READ,
         counting,
-        "plan_objects o",
-        OBJECT_FROM,
-        "rs.",
+        &OBJECT_SOURCE,
     )
     .await?;
 
     let mut listing = SqlBuilder::new(super::DIALECT);
-    listing.push(OBJECT_SELECT).push(OBJECT_FROM);
-    push_object_conditions(&mut listing, query);
-    listing.push_order_by(&query.order);
-    push_paging(&mut listing, query.paging.limit, query.paging.offset);
+    listing.push(OBJECT_SELECT);
+    push_page_rows(
+        &mut listing,
+        &OBJECT_SOURCE,
+        |builder| push_object_conditions(builder, query),
+        query,
+    );
     let rows = sqlx::query_with(AssertSqlSafe(listing.sql), arguments(&listing.binds)?)
         .fetch_all(pool)
         .await?;
