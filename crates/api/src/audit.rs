@@ -33,7 +33,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-pub(crate) fn address_of(extensions: &axum::http::Extensions) -> String {
+/// The client's IP address, as audit rows and the throttle name it.
+pub fn address_of(extensions: &axum::http::Extensions) -> String {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())

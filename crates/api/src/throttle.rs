@@ -146,6 +146,16 @@ impl Throttle {
         )
     }
 
+    /// One request from a client address: an address may do twice what one user may.
+    pub fn admit_address(self: &Arc<Self>, address: &str) -> Result<Slot, ApiError> {
+        self.admit("address", address, 2)
+    }
+
+    /// One request by an authenticated user, on whichever surface (API or console).
+    pub fn admit_user(self: &Arc<Self>, user: uuid::Uuid) -> Result<Slot, ApiError> {
+        self.admit("user", &user.to_string(), 1)
+    }
+
     /// Counts a login attempt against its user name (`login_failures` per login window) and its
     /// address (four times as many) before the password is checked; `Throttled` when either is
     /// used up. Give the attempt back with [`LoginReservation::succeeded`]: only failures count.
@@ -224,7 +234,7 @@ impl LoginReservation {
 /// Throttles every authenticated route: by address first, then by the authenticated user.
 pub async fn throttle(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let address = crate::audit::address_of(request.extensions());
-    let _by_address = match state.throttle.admit("address", &address, 2) {
+    let _by_address = match state.throttle.admit_address(&address) {
         Ok(slot) => slot,
         Err(error) => return error.into_response(),
     };
@@ -233,10 +243,7 @@ pub async fn throttle(State(state): State<AppState>, mut request: Request, next:
         // Unauthenticated requests are answered by the handlers' own 401, still counted by address.
         Err(_) => return next.run(request).await,
     };
-    let _by_user = match state
-        .throttle
-        .admit("user", &principal.user_uid.to_string(), 1)
-    {
+    let _by_user = match state.throttle.admit_user(principal.user_uid) {
         Ok(slot) => slot,
         Err(error) => return error.into_response(),
     };

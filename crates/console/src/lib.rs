@@ -13,6 +13,7 @@
 //! - `admin`: async actions, backup servers, the audit trail.
 //! - `view`: what templates show (times, durations, statuses) and the page frame.
 //! - `assets`: the stylesheet and the script, and the security headers of every page.
+//! - `throttle`: every page and form counted toward the API's per-address and per-user limits.
 
 mod admin;
 mod assets;
@@ -23,6 +24,7 @@ mod live;
 mod plan;
 mod plans;
 mod session;
+mod throttle;
 mod view;
 
 use axum::Router;
@@ -31,7 +33,7 @@ use axum::routing::{get, post};
 use standby_api::AppState;
 
 /// The console's routes, to be merged beside the API (`standby_api::router_with`).
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/plans") }))
         .route("/login", get(session::login_page).post(session::login))
@@ -58,6 +60,10 @@ pub fn router() -> Router<AppState> {
         .route("/actions/{action}/cancel", post(admin::cancel_action_form))
         .route("/servers", get(admin::servers))
         .route("/audit", get(admin::audit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttle::throttle,
+        ))
         .merge(assets::router())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {

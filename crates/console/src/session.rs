@@ -102,6 +102,13 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// The session cookie's secret, if the request carries one.
+pub fn secret_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    CookieJar::from_headers(headers)
+        .get(SESSION_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
+}
+
 fn sign_in_redirect(parts: &Parts) -> Response {
     let here = parts
         .uri
@@ -124,8 +131,7 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let jar = CookieJar::from_headers(&parts.headers);
-        let Some(secret) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+        let Some(secret) = secret_of(&parts.headers) else {
             return Err(sign_in_redirect(parts));
         };
         let principal = match authenticate_token(state, &secret).await {

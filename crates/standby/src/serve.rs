@@ -134,7 +134,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Notifications: the outbox fanned out and delivered, at least once, from every node.
     tokio::spawn(standby_api::notify::dispatcher::run(state.clone()));
 
-    let app = standby_api::router_with(state, standby_console::router())
+    let console = standby_console::router(&state);
+    let app = standby_api::router_with(state, console)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();

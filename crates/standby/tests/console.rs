@@ -228,6 +228,164 @@ async fn console_sign_in_is_throttled_like_the_token_endpoint() {
     assert_eq!(response.status(), 429);
 }
 
+/// Console pages count toward the API's budgets: the signed-in user's (shared with the API)
+/// and the address's. Assets are not counted.
+#[tokio::test]
+async fn console_pages_are_throttled_with_the_apis_budgets() {
+    let store = TestStore::fresh().await;
+    let app = TestApp::start(&store, &["--demo", "--throttle-requests-per-minute", "20"]).await;
+    let browser = Browser::sign_in(&app, ADMIN, PASSWORD).await;
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let response = browser.get("/plans").await;
+        let status = response.status().as_u16();
+        if status == 429 {
+            let retry_after: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry_after), "{retry_after}");
+            let page = response.text().await.unwrap();
+            assert!(page.contains("Too many requests"), "{page}");
+        }
+        statuses.push(status);
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    // The user may make 20 requests a minute; signing in took one of them.
+    assert!(served <= 19 && refused >= 11, "{statuses:?}");
+    assert_eq!(served + refused, statuses.len(), "{statuses:?}");
+    // The same user through the API shares that budget.
+    let (status, body) = send(app.get(PLANS)).await;
+    assert_error(status, &body, 429, 429, None);
+    // Assets are served all the same.
+    assert_eq!(
+        browser.get("/console/assets/console.css").await.status(),
+        200
+    );
+}
+
+/// The console's writes are outside the API's audit layer and record their own rows: every
+/// one of them leaves a row naming its actor, target and outcome, and that it came from here.
+#[tokio::test]
+async fn every_console_write_leaves_an_audit_row() {
+    let fleet = plans_fleet(["web".to_owned(), "other".to_owned()], 2);
+    let app = TestApp::with_fleet(&fleet, &[]).await;
+    let web = ready_plan(&app, "web").await;
+    let other = ready_plan(&app, "other").await;
+    let admin = Browser::sign_in(&app, ADMIN, PASSWORD).await;
+    let csrf = admin.csrf.as_str();
+    let expect_redirect = |response: reqwest::Response, what: &str| {
+        assert_eq!(response.status(), 303, "{what}");
+    };
+    expect_redirect(
+        admin
+            .post(
+                &format!("/plans/{web}/start"),
+                &[("csrf", csrf), ("mode", "test"), ("point", "latest")],
+            )
+            .await,
+        "start",
+    );
+    app.wait_for(&web, &["Success"]).await;
+    expect_redirect(
+        admin
+            .post(&format!("/plans/{web}/undo"), &[("csrf", csrf)])
+            .await,
+        "undo",
+    );
+    app.wait_for(&web, &["Ready"]).await;
+    let bulk = admin
+        .post(
+            "/plans/bulk",
+            &[("csrf", csrf), ("action", "test"), ("plan", other.as_str())],
+        )
+        .await;
+    assert!(bulk.status().is_success() || bulk.status() == 303, "bulk");
+    let (_, sessions) = app
+        .get_json(
+            &format!("/api/v3/extensions/failoverplans/{web}/sessions"),
+            &[("limit", "1")],
+        )
+        .await;
+    let session = sessions["data"][0]["instanceUid"].as_str().unwrap();
+    expect_redirect(
+        admin
+            .post(
+                &format!("/plans/{web}/runs/{session}/notes"),
+                &[("csrf", csrf), ("text", "checked")],
+            )
+            .await,
+        "note",
+    );
+    expect_redirect(
+        admin
+            .post(
+                "/drills/new",
+                &[
+                    ("csrf", csrf),
+                    ("name", "Audited"),
+                    ("plans", "web"),
+                    ("schedule", "0 6 1 */3 *"),
+                    ("timeZone", "UTC"),
+                    ("ttlSeconds", "3600"),
+                    ("maxParallelVms", "50"),
+                    ("stopAfterFailures", "0"),
+                ],
+            )
+            .await,
+        "drill",
+    );
+    let (_, drills) = app.get_json("/api/v3/extensions/drills", &[]).await;
+    let drill = drills["data"][0]["instanceUid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_redirect(
+        admin
+            .post(&format!("/drills/{drill}/pause"), &[("csrf", csrf)])
+            .await,
+        "pause",
+    );
+    // A write the server refuses is recorded as refused.
+    let refused = admin
+        .post(&format!("/plans/{web}/undo"), &[("csrf", csrf)])
+        .await;
+    assert_eq!(refused.status(), 409);
+
+    let (_, audit) = app
+        .get_json("/api/v3/extensions/audit", &[("limit", "100")])
+        .await;
+    let rows = audit["data"].as_array().unwrap();
+    let console_row = |action: &str, target: &str, outcome: &str| {
+        rows.iter().any(|row| {
+            row["action"] == action
+                && row["target"] == target
+                && row["outcome"] == outcome
+                && row["actorName"] == ADMIN
+                && row["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("console: ")
+        })
+    };
+    for (action, target, outcome) in [
+        ("plan.start", web.as_str(), "success"),
+        ("plan.undo", web.as_str(), "success"),
+        ("plan.start", other.as_str(), "success"),
+        ("session.note", session, "success"),
+        ("drill.create", drill.as_str(), "success"),
+        ("drill.pause", drill.as_str(), "success"),
+        ("plan.undo", web.as_str(), "refused"),
+    ] {
+        assert!(
+            console_row(action, target, outcome),
+            "no audit row for {action} {target} {outcome}: {audit}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_form_without_this_sessions_token_changes_nothing() {
     let app = TestApp::demo().await;

@@ -1,0 +1,47 @@
+//! Every console request counts toward its address's and its signed-in user's request budgets:
+//! the API's own (`standby_api::throttle`), so a person gets no more through the browser than
+//! through the API, and a client cannot flood the server with pages. Assets are not counted (a
+//! browser keeps them an hour). A refused request gets the error page with status 429 and
+//! `Retry-After`.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use standby_api::AppState;
+use standby_api::audit::address_of;
+use standby_api::error::ApiError;
+use standby_api::identity::authenticate_token;
+
+use crate::session;
+use crate::view::PageError;
+
+pub async fn throttle(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let address = address_of(request.extensions());
+    // Held while the request is served (for an event stream: until its answer starts).
+    let _by_address = match state.throttle.admit_address(&address) {
+        Ok(slot) => slot,
+        Err(error) => return refused(error),
+    };
+    let user = match session::secret_of(request.headers()) {
+        // An unknown or ended session is sent to sign in by the page itself.
+        Some(secret) => authenticate_token(&state, &secret).await.ok(),
+        None => None,
+    };
+    let _by_user = match user.map(|principal| state.throttle.admit_user(principal.user_uid)) {
+        Some(Err(error)) => return refused(error),
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
+    next.run(request).await
+}
+
+fn refused(error: ApiError) -> Response {
+    let retry_after = error.error.retry_after.unwrap_or(1);
+    let mut response =
+        PageError::new(StatusCode::TOO_MANY_REQUESTS, error.error.message).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
