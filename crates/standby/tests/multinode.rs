@@ -14,23 +14,6 @@ use serde_json::json;
 const PLANS_COUNT: usize = 20;
 const VMS_PER_PLAN: usize = 3;
 
-fn fleet() -> String {
-    let mut text = String::from(
-        "[[organizations]]\nname = \"MSP\"\nkind = \"provider\"\n\n[[servers]]\nname = \"vbr-1\"\norganization = \"MSP\"\n",
-    );
-    for plan in 0..PLANS_COUNT {
-        text.push_str(&format!(
-            "\n[[plans]]\nname = \"plan-{plan:02}\"\nserver = \"vbr-1\"\ntype = \"Local\"\n"
-        ));
-        for vm in 0..VMS_PER_PLAN {
-            text.push_str(&format!(
-                "  [[plans.vms]]\n  name = \"vm-{plan:02}-{vm}\"\n  restore_points = [\"2026-11-01T00:00:00Z\"]\n"
-            ));
-        }
-    }
-    text
-}
-
 #[tokio::test]
 async fn three_nodes_share_one_database_and_survive_losing_one() {
     let Some(admin_url) = postgres_under_test() else {
@@ -54,7 +37,10 @@ async fn three_nodes_share_one_database_and_survive_losing_one() {
     );
     let mut nodes = [a, b, c];
 
-    store.import_fleet(&fleet());
+    store.import_fleet(&plans_fleet(
+        (0..PLANS_COUNT).map(|plan| format!("plan-{plan:02}")),
+        VMS_PER_PLAN,
+    ));
     let plans: Vec<String> = nodes[0]
         .all_plans()
         .await
