@@ -151,12 +151,32 @@ async fn a_company_user_sees_nothing_of_another_company() {
             .iter()
             .all(|p| seen.contains(&p["instanceUid"].as_str().unwrap()))
     );
+    // Page by page (pages past the first pick their rows' keys first): the pages together
+    // are exactly the company's plans and VMs, in order, never another's.
+    let mut paged = Vec::new();
+    for offset in (0..contoso.len() + 2).step_by(2) {
+        let (_, page) = get(format!("{PLANS}?limit=2&offset={offset}")).await;
+        paged.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["instanceUid"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(paged, seen, "the pages of 2 are the list of 500, cut");
     let vms: u64 = contoso
         .iter()
         .map(|p| p["objectsCount"].as_u64().unwrap())
         .sum();
     let (_, objects) = get(format!("{OBJECTS}?limit=500")).await;
     assert_eq!(objects["meta"]["pagingInfo"]["total"], vms);
+    let (_, page) = get(format!("{OBJECTS}?limit=500&offset=1")).await;
+    assert_eq!(page["data"].as_array().unwrap().len() as u64, vms - 1);
+    assert_eq!(
+        page["data"][0], objects["data"][1],
+        "page 2 starts where page 1 went on"
+    );
     // Filtering on another company's tenant finds nothing; counts never include it.
     let filter = json!([{"property": "tenantUid", "operation": "equals", "value": derived_uid("tenant", "fabrikam-cloud")}]).to_string();
     let (_, none) = app.get_json(PLANS, &[]).await;
