@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The web console in a real browser on a generated fleet: how long an operator waits.
 
-    target/playwright-venv/bin/python bench/console_browser.py --preset large --loads 15
+    target/playwright-venv/bin/python bench/console_browser.py --preset large --runs 3 --loads 10
     target/playwright-venv/bin/python bench/console_browser.py --preset small --loads 2 --debug
 
 (target/playwright-venv is the Python with Playwright that .ci/run sets up.) It copies the
@@ -115,10 +115,11 @@ def one_run(args, index):
         process, base, startup = run.start_server(args, ["--data-dir", data], log_path)
         try:
             token = run.token_of(base)
-            plan = run.get_json(base, run.PLANS, token, {"limit": "1"})["data"][0]["instanceUid"]
-            total = run.get_json(base, run.PLANS, token, {"limit": "1"})["meta"]["pagingInfo"]
+            first = run.get_json(base, run.PLANS, token, {"limit": "1"})
+            plan = first["data"][0]["instanceUid"]
+            total = first["meta"]["pagingInfo"]["total"]
             middle = run.get_json(base, run.PLANS, token,
-                                  {"limit": "1", "offset": str(min(777, total["total"] // 2))})
+                                  {"limit": "1", "offset": str(min(777, total // 2))})
             # A plan's own number ("00007-07"): the search finds it among the fleet's.
             needle = middle["data"][0]["name"].split()[-1]
             filtered = urllib.parse.urlencode([("status", "Ready"), ("type", "Cloud"),
@@ -158,7 +159,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="large", choices=["small", "medium", "large"])
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--loads", type=int, default=15)
+    parser.add_argument("--loads", type=int, default=10)
     parser.add_argument("--browser", default=os.environ.get("STANDBY_TEST_BROWSER",
                                                             "/usr/bin/chromium"))
     parser.add_argument("--json", help="also write every run's raw figures here")

@@ -175,6 +175,10 @@ def main():
     stores = args.store or ["postgres" if args.database else "sqlite"]
     if "postgres" in stores and not args.database:
         parser.error("--store postgres needs --database")
+    if args.template_database and not args.database:
+        parser.error("--template-database needs --database")
+    if len(set(args.binary)) != len(args.binary) or len(set(stores)) != len(stores):
+        parser.error("each --binary and --store once (each is a column of the report)")
     if args.database:
         base_url, _, _ = args.database.rpartition("/")
         counter = iter(range(1_000_000))
@@ -200,11 +204,13 @@ def main():
             entry = {"ceiling": ceiling(args)}
             for (binary, store), name in zip(contenders, labels):
                 run.log(f"round {round_index + 1}: {name}")
-                entry[name] = one(binary, store, args, workdir)
-                # A copy of the large fleet is 3 GB: one at a time.
-                while args.created:
-                    subprocess.run(["psql", args.database, "-q", "-c",
-                                    f"DROP DATABASE {args.created.pop()}"], check=True)
+                try:
+                    entry[name] = one(binary, store, args, workdir)
+                finally:
+                    # A copy of the large fleet is 3 GB: one at a time, and none left behind.
+                    while args.created:
+                        subprocess.run(["psql", args.database, "-q", "-c",
+                                        f"DROP DATABASE {args.created.pop()}"], check=True)
             rounds.append(entry)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

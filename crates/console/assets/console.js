@@ -171,7 +171,7 @@
     var source = new EventSource(container.getAttribute("data-events"));
     source.addEventListener("open", function () { if (status) { status.textContent = "Live: updates arrive as they happen."; } });
     source.addEventListener("error", function () {
-      if (status) { status.textContent = source.readyState === EventSource.CLOSED ? "Live updates stopped. Reload the page (your session may have ended)." : "Reconnecting to live updates…"; }
+      if (status) { status.textContent = source.readyState === EventSource.CLOSED ? "Live updates stopped: the server refused the stream (your session may have ended, or too many requests). Reload the page." : "Reconnecting to live updates…"; }
     });
     source.addEventListener("panel", function (event) {
       var template = document.createElement("template");

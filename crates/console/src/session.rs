@@ -134,7 +134,13 @@ impl FromRequestParts<AppState> for Operator {
         let Some(secret) = secret_of(&parts.headers) else {
             return Err(sign_in_redirect(parts));
         };
-        let principal = match authenticate_token(state, &secret).await {
+        // Authenticated already by the console's throttle, which saw the same cookie.
+        let known = parts.extensions.get::<Principal>().cloned();
+        let authenticated = match known {
+            Some(principal) => Ok(principal),
+            None => authenticate_token(state, &secret).await,
+        };
+        let principal = match authenticated {
             Ok(principal) => principal,
             Err(error) if error.status == 401 => {
                 return Err(sign_in_redirect(parts));

@@ -16,7 +16,7 @@ use standby_api::identity::authenticate_token;
 use crate::session;
 use crate::view::PageError;
 
-pub async fn throttle(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn throttle(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let address = address_of(request.extensions());
     // Held while the request is served (for an event stream: until its answer starts).
     let _by_address = match state.throttle.admit_address(&address) {
@@ -28,20 +28,30 @@ pub async fn throttle(State(state): State<AppState>, request: Request, next: Nex
         Some(secret) => authenticate_token(&state, &secret).await.ok(),
         None => None,
     };
-    let _by_user = match user.map(|principal| state.throttle.admit_user(principal.user_uid)) {
-        Some(Err(error)) => return refused(error),
-        Some(Ok(slot)) => Some(slot),
+    let _by_user = match &user {
+        Some(principal) => match state.throttle.admit_user(principal.user_uid) {
+            Ok(slot) => Some(slot),
+            Err(error) => return refused(error),
+        },
         None => None,
     };
+    // The page's `Operator` takes the principal from here rather than asking again.
+    if let Some(principal) = user {
+        request.extensions_mut().insert(principal);
+    }
     next.run(request).await
 }
 
+/// The error page for a refusal: 429 with `Retry-After`, or whatever else went wrong.
 fn refused(error: ApiError) -> Response {
-    let retry_after = error.error.retry_after.unwrap_or(1);
-    let mut response =
-        PageError::new(StatusCode::TOO_MANY_REQUESTS, error.error.message).into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    let retry_after = error.error.retry_after;
+    let mut response = PageError::from(error).into_response();
+    if let Some(seconds) =
+        retry_after.filter(|_| response.status() == StatusCode::TOO_MANY_REQUESTS)
+    {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }

@@ -165,6 +165,21 @@ async fn a_company_user_sees_nothing_of_another_company() {
         );
     }
     assert_eq!(paged, seen, "the pages of 2 are the list of 500, cut");
+    // Sorted on the last run, which the walk for the keys joins.
+    let by_last_run =
+        json!([{"property": "lastSession.endTime", "direction": "descending"}]).to_string();
+    let (_, page) = get(format!(
+        "{PLANS}?limit=3&offset=2&sort={}",
+        urlencode(&by_last_run)
+    ))
+    .await;
+    let page = page["data"].as_array().unwrap();
+    assert_eq!(page.len(), 3);
+    assert!(
+        page.iter()
+            .all(|p| seen.contains(&p["instanceUid"].as_str().unwrap())),
+        "{page:?}"
+    );
     let vms: u64 = contoso
         .iter()
         .map(|p| p["objectsCount"].as_u64().unwrap())
