@@ -56,6 +56,7 @@ def start(binary, store_flags, log_path, boot_ms):
                "--throttle-requests-per-minute", "100000000", "--throttle-concurrent", "100000",
                "--sim-boot-ms", boot_ms, "--max-page-size", "500", "--workers", "64",
                "--max-parallel-boots", "10"]
+    run.ensure_port_free(run.STANDBY_PORT)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                stderr=open(log_path, "w"))
     base = f"http://127.0.0.1:{run.STANDBY_PORT}"
@@ -137,6 +138,7 @@ def one(binary, store, args, workdir):
 
 
 def ceiling(args, page_bytes=41926):
+    run.ensure_port_free(run.CEILING_PORT)
     process = subprocess.Popen([run.CEILING, "--listen", f"127.0.0.1:{run.CEILING_PORT}",
                                 "--bytes", str(page_bytes)], stdout=subprocess.DEVNULL)
     try:

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -108,6 +109,18 @@ def http(method, url, token=None, body=None, form=None):
         return error.code, error.read()
 
 
+def ensure_port_free(port):
+    """Refuses to go on when something already listens on `port`: the server about to start
+    would fail to bind, and the figures would be a leftover server's (this happened once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise SystemExit(f"port {port} is taken ({error}): stop whatever listens there "
+                             "(a leftover `standby serve`?) and run again")
+
+
 def wait_ready(base, process, timeout=600):
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -186,6 +199,7 @@ def start_server(args, store_flags, log_path, extra=()):
                "--sim-boot-ms", "0-0", "--undo-batch-interval-seconds", "0",
                "--max-page-size", "500", *extra]
     # The server's own log (slow-statement warnings under load) goes to a file, not the report.
+    ensure_port_free(STANDBY_PORT)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                stderr=open(log_path, "w"))
     base = f"http://127.0.0.1:{STANDBY_PORT}"
@@ -306,6 +320,7 @@ def one_run(args, run):
         page = get_json(base, PLANS, token, {"limit": "100"})
         page_bytes = len(json.dumps(page, separators=(",", ":")).encode())
         plan = page["data"][0]["instanceUid"]
+        ensure_port_free(CEILING_PORT)
         ceiling = subprocess.Popen([CEILING, "--listen", f"127.0.0.1:{CEILING_PORT}",
                                     "--bytes", str(page_bytes)], stdout=subprocess.DEVNULL)
         time.sleep(0.5)
